@@ -1,0 +1,144 @@
+"""The contract every mpisgd algorithm follows, its options and the registry.
+
+An algorithm works on a :class:`~mpisgd.flat.FlatParams` (one flat
+parameter vector and its gradient, numpy, torch or cupy) and a
+:class:`~mpisgd.comm.Communicator`. The local optimizer step is *not* part
+of it: the caller (a torch optimizer through :class:`mpisgd.DistributedOptimizer`,
+or the user's own numpy code) updates the parameters, and the algorithm acts
+around that step:
+
+====================  =========================================================
+``grad_ready(i)``     parameter ``i``'s gradient is complete (backward hooks)
+``before_step()``     gradients are complete; the local step comes next
+``after_step()``      the local step has updated the parameters
+``finish()``          training is over: complete in-flight communication
+====================  =========================================================
+
+Every algorithm has keyword-only options with the paper defaults, declared
+in ``options`` (the CLI builds its flags from them), a ``state_dict()`` with
+its counters and buffers, and per-rank statistics.
+"""
+
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Optional
+
+from .comm import Communicator, UsageError
+from .flat import FlatParams
+
+
+@dataclass(frozen=True)
+class Option:
+    """One keyword option of an algorithm: default, help text and a check."""
+
+    default: Any
+    help: str
+    check: Optional[Callable[[Any], Optional[str]]] = None
+
+    @property
+    def type(self):
+        return type(self.default)
+
+    def validate(self, name: str, value):
+        kind = self.type
+        if kind is float:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        elif kind is int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, kind)
+        if not ok:
+            raise UsageError(f"option {name} must be a {kind.__name__}, got {value!r}")
+        value = kind(value)
+        problem = self.check(value) if self.check else None
+        if problem:
+            raise UsageError(f"option {name} {problem}, got {value!r}")
+        return value
+
+
+def positive(value):
+    return None if value > 0 else "must be positive"
+
+
+def non_negative(value):
+    return None if value >= 0 else "must not be negative"
+
+
+class Algorithm:
+    """Base class: options, communicator, start-up agreement, counters."""
+
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    options: ClassVar[dict] = {}
+
+    def __init__(self, flat, *, comm=None, **options):
+        self.flat = flat if isinstance(flat, FlatParams) else FlatParams(flat)
+        self.comm = comm if isinstance(comm, Communicator) else Communicator(comm)
+        try:
+            self.config = self.resolve_options(options)
+            problem = ""
+        except UsageError as error:
+            self.config, problem = {}, str(error)
+        self.comm.check_all(not problem, problem, UsageError)
+        for key, value in self.config.items():
+            setattr(self, key, value)
+        self.steps = 0
+        self.comm.check_agreement(
+            {"algorithm": self.name, "options": self.config, "params": self.flat.describe()},
+            what="model and algorithm",
+        )
+
+    @classmethod
+    def resolve_options(cls, given: dict) -> dict:
+        unknown = sorted(set(given) - set(cls.options))
+        if unknown:
+            raise UsageError(f"algorithm {cls.name!r} has no option {unknown[0]!r}; it takes {sorted(cls.options)}")
+        return {
+            name: option.validate(name, given[name]) if name in given else option.default
+            for name, option in cls.options.items()
+        }
+
+    # -- the hooks around the local step (defaults do nothing) -------------
+    def grad_ready(self, index: int) -> None:
+        """Gradient of parameter ``index`` (a FlatParams slot) is complete."""
+
+    def before_step(self) -> None:
+        """Gradients are complete; the local optimizer step comes next."""
+
+    def after_step(self) -> None:
+        """The local optimizer step has run."""
+        self.steps += 1
+
+    def finish(self) -> None:
+        """Complete in-flight communication at the end of training."""
+
+    # -- state and statistics ---------------------------------------------
+    def state_dict(self) -> dict:
+        return {"algorithm": self.name, "options": dict(self.config), "steps": self.steps,
+                "comm_stats": self.comm.stats.as_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("algorithm") != self.name:
+            raise ValueError(f"state is for algorithm {state.get('algorithm')!r}, not {self.name!r}")
+        self.steps = state["steps"]
+        self.comm.stats.load(state.get("comm_stats", {}))
+
+    def statistics(self) -> dict:
+        return {"steps": self.steps, **self.comm.stats.as_dict()}
+
+
+ALGORITHMS: dict = {}
+
+
+def register(cls):
+    """Class decorator: make an algorithm available by name (CLI, DistributedOptimizer)."""
+    if not cls.name or cls.name in ALGORITHMS:
+        raise ValueError(f"algorithm name {cls.name!r} is empty or taken")
+    ALGORITHMS[cls.name] = cls
+    return cls
+
+
+def get_algorithm(name: str):
+    try:
+        return ALGORITHMS[name]
+    except KeyError:
+        raise UsageError(f"unknown algorithm {name!r}; choose from {', '.join(sorted(ALGORITHMS))}") from None

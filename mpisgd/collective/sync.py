@@ -1,0 +1,98 @@
+"""Synchronous all-reduce SGD: gradients averaged in buckets, overlapped with backward.
+
+Update (ALGORITHMS.md §1.1): ``g = (1/p) Σ_i g_i``; every rank then applies
+the same local optimizer step, so all ranks keep identical parameters.
+
+MPI pattern (§1.2): the flat gradient is cut into buckets of about
+``bucket_mb`` MiB, in the reverse order of the parameters (the order in
+which backward produces them). A bucket's ``Iallreduce`` starts from a
+backward hook as soon as its last gradient is complete; buckets are started
+strictly in index order on every rank (a bucket that is ready early waits
+for its predecessors), which keeps collective order identical across ranks.
+Each new gradient also ``Test()``s the buckets in flight so MPI progresses
+them; ``before_step()`` starts what is left and waits for everything.
+
+Without hooks (numpy code) call ``before_step()`` after filling the
+gradient buffer: it all-reduces every bucket.
+
+Example (numpy, no torch)::
+
+    flat = FlatParams(x, g)                      # x, g: 1-D float arrays
+    sync = BucketedAllReduce(flat, comm=MPI.COMM_WORLD)
+    g[:] = gradient(x); sync.before_step()       # g is now the global mean
+    x -= lr * g
+"""
+
+from ..algorithm import Algorithm, Option, positive, register
+from ..comm import test_all, wait_all
+
+
+@register
+class BucketedAllReduce(Algorithm):
+    name = "sync"
+    summary = "synchronous all-reduce SGD (gradients averaged in buckets every step)"
+    options = {
+        "bucket_mb": Option(1.0, "gradient bucket size in MiB (one Iallreduce per bucket)", positive),
+    }
+
+    def __init__(self, flat, *, comm=None, **options):
+        super().__init__(flat, comm=comm, **options)
+        self._plan_buckets()
+        self._reset()
+
+    def _plan_buckets(self) -> None:
+        """Group parameters, last first, into contiguous ranges of about bucket_mb MiB."""
+        itemsize = self.flat.params.nbytes // max(self.flat.numel, 1)
+        limit = max(1, int(self.bucket_mb * 2**20) // max(itemsize, 1))
+        self.buckets = []  # (lo, hi) offsets into the flat gradient
+        self._bucket_of = [0] * len(self.flat.slots)
+        self._expected = []
+        lo = hi = None
+        members = 0
+        for index in reversed(range(len(self.flat.slots))):
+            slot = self.flat.slots[index]
+            if hi is None:
+                lo, hi = slot.offset, slot.offset + slot.numel
+            else:
+                lo = slot.offset
+            self._bucket_of[index] = len(self.buckets)
+            members += 1
+            if hi - lo >= limit or index == 0:
+                self.buckets.append((lo, hi))
+                self._expected.append(members)
+                lo = hi = None
+                members = 0
+
+    def _reset(self) -> None:
+        self._ready = [0] * len(self.buckets)
+        self._requests = [None] * len(self.buckets)
+        self._next = 0
+
+    def _launch(self, everything: bool = False) -> None:
+        while self._next < len(self.buckets) and (everything or self._ready[self._next] == self._expected[self._next]):
+            lo, hi = self.buckets[self._next]
+            self._requests[self._next] = self.comm.iallreduce(self.flat.grads[lo:hi], average=True)
+            self._next += 1
+
+    def grad_ready(self, index: int) -> None:
+        bucket = self._bucket_of[index]
+        if bucket < self._next:
+            raise RuntimeError(
+                f"gradient of {self.flat.slots[index].name} changed after its bucket was sent: "
+                "call step() after each backward() (gradient accumulation is not supported by 'sync')"
+            )
+        self._ready[bucket] += 1
+        test_all(self._requests[: self._next])
+        self._launch()
+
+    def before_step(self) -> None:
+        self._launch(everything=True)
+        wait_all(self._requests)
+        self._reset()
+
+    def finish(self) -> None:
+        wait_all(self._requests)
+        self._reset()
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "buckets": [list(b) for b in self.buckets]}

@@ -1,0 +1,27 @@
+"""The only layer of mpisgd that calls MPI."""
+
+from .abort import install_abort_hook
+from .backends import Backend, backend_for, register_backend
+from .communicator import Communicator, resolve_cuda_aware
+from .device import device_index, select_device
+from .errors import AgreementError, MPISGDError, UsageError
+from .request import Request, test_all, wait_all
+from .stats import CommStats
+
+__all__ = [
+    "AgreementError",
+    "Backend",
+    "CommStats",
+    "Communicator",
+    "MPISGDError",
+    "Request",
+    "UsageError",
+    "backend_for",
+    "device_index",
+    "install_abort_hook",
+    "register_backend",
+    "resolve_cuda_aware",
+    "select_device",
+    "test_all",
+    "wait_all",
+]

@@ -1,0 +1,154 @@
+"""Array backends: how numpy, torch, cupy and other CUDA arrays reach MPI.
+
+Every algorithm works on flat 1-D arrays of any of these kinds. The backend
+answers the few questions the communication layer has about an array: is the
+memory on a device, how to synchronize the stream that produced it, how to
+copy it to and from a host staging buffer, and how to allocate a like array.
+
+Device memory is handed to MPI directly only when the MPI library is
+CUDA-aware and the user said so (``cuda_aware=True`` or
+``MPISGD_CUDA_AWARE=1``); otherwise it is staged through host memory.
+A library not known here can be taught with :func:`register_backend`.
+"""
+
+import numpy as np
+
+
+class Backend:
+    """Operations mpisgd needs from one kind of array (default: numpy)."""
+
+    name = "numpy"
+    is_device = False
+
+    def matches(self, array) -> bool:
+        return isinstance(array, np.ndarray)
+
+    def is_on_device(self, array) -> bool:
+        return self.is_device
+
+    def synchronize(self, array) -> None:
+        """Wait until the work that produces ``array`` has finished."""
+
+    def zeros_like(self, array):
+        return np.zeros_like(array)
+
+    def copy(self, array):
+        return array.copy()
+
+    def numpy_dtype(self, array) -> np.dtype:
+        return np.dtype(array.dtype)
+
+    def host_buffer(self, array) -> np.ndarray:
+        """A host array of the same size and dtype, for staging."""
+        return np.empty(array.shape, dtype=self.numpy_dtype(array))
+
+    def to_host(self, array, host: np.ndarray) -> None:
+        host[...] = array
+
+    def from_host(self, host: np.ndarray, array) -> None:
+        array[...] = host
+
+    def scale(self, array, factor: float) -> None:
+        array *= factor
+
+
+class TorchBackend(Backend):
+    name = "torch"
+
+    def __init__(self):
+        import torch
+
+        self.torch = torch
+
+    def matches(self, array) -> bool:
+        return isinstance(array, self.torch.Tensor)
+
+    def is_on_device(self, array) -> bool:
+        return array.device.type != "cpu"
+
+    def synchronize(self, array) -> None:
+        if array.device.type == "cuda":
+            self.torch.cuda.current_stream(array.device).synchronize()
+
+    def zeros_like(self, array):
+        return self.torch.zeros_like(array)
+
+    def copy(self, array):
+        return array.detach().clone()
+
+    def numpy_dtype(self, array) -> np.dtype:
+        return self.torch.empty((), dtype=array.dtype).numpy().dtype
+
+    def host_buffer(self, array) -> np.ndarray:
+        pinned = self.torch.cuda.is_available()
+        host = self.torch.empty(array.shape, dtype=array.dtype, pin_memory=pinned)
+        return host.numpy()
+
+    def to_host(self, array, host: np.ndarray) -> None:
+        self.torch.from_numpy(host).copy_(array)
+
+    def from_host(self, host: np.ndarray, array) -> None:
+        array.copy_(self.torch.from_numpy(host))
+
+    def scale(self, array, factor: float) -> None:
+        array.mul_(factor)
+
+
+class CupyBackend(Backend):
+    name = "cupy"
+    is_device = True
+
+    def __init__(self):
+        import cupy
+
+        self.cupy = cupy
+
+    def matches(self, array) -> bool:
+        return isinstance(array, self.cupy.ndarray)
+
+    def synchronize(self, array) -> None:
+        self.cupy.cuda.get_current_stream().synchronize()
+
+    def zeros_like(self, array):
+        return self.cupy.zeros_like(array)
+
+    def host_buffer(self, array) -> np.ndarray:
+        pinned = self.cupy.cuda.alloc_pinned_memory(array.nbytes)
+        return np.frombuffer(pinned, array.dtype, array.size).reshape(array.shape)
+
+    def to_host(self, array, host: np.ndarray) -> None:
+        array.get(out=host)
+
+    def from_host(self, host: np.ndarray, array) -> None:
+        array.set(host)
+
+
+_registered: list = []
+_builtin: list = []
+
+
+def register_backend(backend: Backend) -> None:
+    """Teach mpisgd a new array type; registered backends are tried first."""
+    _registered.insert(0, backend)
+
+
+def _builtin_backends() -> list:
+    if not _builtin:
+        _builtin.append(Backend())
+        for cls in (TorchBackend, CupyBackend):
+            try:
+                _builtin.append(cls())
+            except ImportError:
+                pass
+    return _builtin
+
+
+def backend_for(array) -> Backend:
+    """The backend that handles ``array``; a clear error for unknown types."""
+    for backend in _registered + _builtin_backends():
+        if backend.matches(array):
+            return backend
+    raise TypeError(
+        f"mpisgd does not know arrays of type {type(array).__name__}; use numpy, "
+        "torch or cupy, or register a backend with mpisgd.comm.register_backend()"
+    )

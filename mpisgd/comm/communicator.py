@@ -1,0 +1,174 @@
+"""The communicator every mpisgd algorithm talks to.
+
+It wraps a *duplicate* of the user's communicator (so mpisgd's messages never
+mix with the user's), never initializes or finalizes MPI, knows the
+node-local communicator (for rank -> GPU mapping) and keeps per-rank
+statistics. Parameter traffic goes through the upper-case (buffer) mpi4py
+calls on contiguous arrays of any backend; small control messages use the
+pickle-based lower-case calls.
+"""
+
+import hashlib
+import json
+import os
+
+from mpi4py import MPI
+
+from .backends import backend_for
+from .errors import AgreementError
+from .request import Request
+from .stats import CommStats
+
+CUDA_AWARE_ENV = "MPISGD_CUDA_AWARE"
+
+
+def resolve_cuda_aware(option=None) -> bool:
+    """CUDA-aware MPI is opt-in: the option wins, then ``MPISGD_CUDA_AWARE``."""
+    if option is not None:
+        return bool(option)
+    value = os.environ.get(CUDA_AWARE_ENV, "").strip().lower()
+    return value in ("1", "true", "yes", "on")
+
+
+class Communicator:
+    """A private duplicate of ``comm`` (default ``MPI.COMM_WORLD``) with statistics.
+
+    Example::
+
+        from mpi4py import MPI
+        from mpisgd.comm import Communicator
+        comm = Communicator(MPI.COMM_WORLD)
+        grad = numpy.ones(10)
+        comm.allreduce(grad, average=True)   # in place
+    """
+
+    def __init__(self, comm=None, *, cuda_aware=None):
+        base = MPI.COMM_WORLD if comm is None else comm
+        if isinstance(base, Communicator):
+            base = base.mpi
+        self.mpi = base.Dup()
+        self.rank = self.mpi.Get_rank()
+        self.size = self.mpi.Get_size()
+        self.thread_level = MPI.Query_thread()
+        self.node = self.mpi.Split_type(MPI.COMM_TYPE_SHARED, key=self.rank)
+        self.local_rank = self.node.Get_rank()
+        self.local_size = self.node.Get_size()
+        self.cuda_aware = resolve_cuda_aware(cuda_aware)
+        self.stats = CommStats()
+
+    # -- buffers -----------------------------------------------------------
+    def _prepare(self, array):
+        """Return (buffer handed to MPI, callback that completes the transfer)."""
+        backend = backend_for(array)
+        if not backend.is_on_device(array):
+            return array, None, backend
+        backend.synchronize(array)  # the stream must finish before MPI reads
+        if self.cuda_aware:
+            return array, None, backend
+        host = backend.host_buffer(array)
+        backend.to_host(array, host)
+        return host, lambda: backend.from_host(host, array), backend
+
+    def _allreduce_bytes(self, array) -> int:
+        return 2 * (self.size - 1) * int(array.nbytes) // self.size
+
+    # -- collectives on arrays --------------------------------------------
+    def iallreduce(self, array, *, average: bool = False) -> Request:
+        """Start an in-place sum (or mean) of ``array`` over all ranks."""
+        buffer, copy_back, backend = self._prepare(array)
+        moved = self._allreduce_bytes(array)
+        self.stats.count(moved, moved)
+        request = self.mpi.Iallreduce(MPI.IN_PLACE, buffer, op=MPI.SUM)
+        return Request(request, self.stats, self._finisher(array, backend, copy_back, average))
+
+    def allreduce(self, array, *, average: bool = False) -> None:
+        """In-place blocking sum (or mean) of ``array`` over all ranks."""
+        buffer, copy_back, backend = self._prepare(array)
+        moved = self._allreduce_bytes(array)
+        self.stats.count(moved, moved)
+        with self.stats.blocked():
+            self.mpi.Allreduce(MPI.IN_PLACE, buffer, op=MPI.SUM)
+        finish = self._finisher(array, backend, copy_back, average)
+        if finish is not None:
+            finish()
+
+    def _finisher(self, array, backend, copy_back, average):
+        if not average:
+            return copy_back
+        factor = 1.0 / self.size
+
+        def finish():
+            if copy_back is not None:
+                copy_back()
+            backend.scale(array, factor)
+
+        return finish
+
+    # -- small control messages (pickled) ----------------------------------
+    def allgather_object(self, obj) -> list:
+        with self.stats.blocked():
+            return self.mpi.allgather(obj)
+
+    def bcast_object(self, obj, root: int = 0):
+        with self.stats.blocked():
+            return self.mpi.bcast(obj, root=root)
+
+    def barrier(self) -> None:
+        with self.stats.blocked():
+            self.mpi.Barrier()
+
+    # -- agreement ---------------------------------------------------------
+    def check_agreement(self, description: dict, what: str = "configuration") -> None:
+        """Raise :class:`AgreementError` on every rank unless all ranks pass equal descriptions.
+
+        One all-gather of a digest; the full descriptions are exchanged only
+        on a mismatch, to say which field differs on which rank.
+        """
+        text = json.dumps(description, sort_keys=True, default=str)
+        digests = self.mpi.allgather(hashlib.sha256(text.encode()).hexdigest())
+        if len(set(digests)) == 1:
+            return
+        texts = self.mpi.allgather(text)
+        reference = json.loads(texts[0])
+        lines = []
+        for rank, other in enumerate(texts):
+            if other != texts[0]:
+                lines.append(f"rank {rank} differs from rank 0 in {_first_difference(reference, json.loads(other))}")
+        raise AgreementError(f"ranks disagree on the {what}: " + "; ".join(lines))
+
+    def check_all(self, ok: bool, message: str = "", error=AgreementError) -> None:
+        """Collective check: if any rank passes ``ok=False``, every rank raises ``error``."""
+        results = self.mpi.allgather((bool(ok), message))
+        failures = [(rank, msg) for rank, (good, msg) in enumerate(results) if not good]
+        if failures:
+            rank, msg = failures[0]
+            raise error(msg if self.size == 1 else f"{msg} (on rank {rank})")
+
+    # -- lifetime ----------------------------------------------------------
+    def free(self) -> None:
+        for name in ("node", "mpi"):
+            comm = getattr(self, name, None)
+            if comm is not None and comm != MPI.COMM_NULL and not MPI.Is_finalized():
+                comm.Free()
+            setattr(self, name, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.free()
+
+
+def _first_difference(a, b, path: str = "") -> str:
+    """Human-readable path and values of the first difference between two JSON values."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            if a.get(key) != b.get(key):
+                return _first_difference(a.get(key), b.get(key), f"{path}.{key}" if path else key)
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return f"{path or 'value'}: {len(a)} entries against {len(b)}"
+        for i, (x, y) in enumerate(zip(a, b)):
+            if x != y:
+                return _first_difference(x, y, f"{path}[{i}]")
+    return f"{path or 'value'}: {a!r} against {b!r}"

@@ -1,0 +1,52 @@
+"""Non-blocking requests that account their waiting time and finish their work."""
+
+
+class Request:
+    """An MPI request plus what must happen once it completes.
+
+    ``test()`` progresses the operation without blocking (call it during
+    local work so that MPI libraries without a progress thread advance the
+    transfer); ``wait()`` blocks until it is done. Both count the time spent
+    in MPI as time blocked in communication. ``on_complete`` runs exactly
+    once, after completion (copy a staged buffer back, scale by 1/p, ...).
+    """
+
+    __slots__ = ("_request", "_stats", "_on_complete", "done")
+
+    def __init__(self, request, stats, on_complete=None):
+        self._request = request
+        self._stats = stats
+        self._on_complete = on_complete
+        self.done = False
+
+    def test(self) -> bool:
+        if not self.done:
+            with self._stats.blocked():
+                finished = self._request.Test()
+            if finished:
+                self._finish()
+        return self.done
+
+    def wait(self) -> None:
+        if not self.done:
+            with self._stats.blocked():
+                self._request.Wait()
+            self._finish()
+
+    def _finish(self) -> None:
+        self.done = True
+        if self._on_complete is not None:
+            self._on_complete()
+            self._on_complete = None
+
+
+def wait_all(requests) -> None:
+    """Wait for every request in order (skipping ``None``)."""
+    for request in requests:
+        if request is not None:
+            request.wait()
+
+
+def test_all(requests) -> bool:
+    """Progress every request; True when all are complete."""
+    return all(request.test() for request in requests if request is not None)

@@ -1,0 +1,58 @@
+"""Everything a training run needs, as one dataclass (the CLI fills it from its flags)."""
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from ..comm import UsageError
+from .partition import parse_partition
+
+
+@dataclass
+class TrainConfig:
+    algorithm: str = "sync"
+    model: str = "mlp"
+    dataset: str = "digits"
+    epochs: int = 10
+    batch_size: int = 32  # per rank
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    seed: int = 0
+    partition: str = "iid"
+    metrics: Optional[str] = None
+    eval_every: int = 1
+    log_every: int = 0
+    target_accuracy: Optional[float] = None
+    stop_at_target: bool = False
+    quiet: bool = False
+    progress: Optional[bool] = None  # None: a bar when stderr is a terminal
+    hidden: int = 64
+    dtype: str = "float32"
+    device: str = "auto"
+    threads: int = 1
+    data_options: dict = field(default_factory=dict)  # samples, features, classes, users, items
+    algorithm_options: dict = field(default_factory=dict)
+
+    def validate(self) -> None:
+        """Raise UsageError for values no run can use (the same on every rank)."""
+        checks = [
+            (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}"),
+            (self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}"),
+            (self.lr > 0, f"--lr must be positive, got {self.lr}"),
+            (0 <= self.momentum < 1, f"--momentum must be in [0, 1), got {self.momentum}"),
+            (self.weight_decay >= 0, f"--weight-decay must not be negative, got {self.weight_decay}"),
+            (self.eval_every >= 1, f"--eval-every must be at least 1, got {self.eval_every}"),
+            (self.log_every >= 0, f"--log-every must not be negative, got {self.log_every}"),
+            (self.hidden >= 1, f"--hidden must be at least 1, got {self.hidden}"),
+            (self.threads >= 1, f"--threads must be at least 1, got {self.threads}"),
+            (self.dtype in ("float32", "float64"), f"--dtype must be float32 or float64, got {self.dtype}"),
+            (self.device in ("auto", "cpu", "cuda"), f"--device must be auto, cpu or cuda, got {self.device}"),
+            (self.target_accuracy is None or 0 < self.target_accuracy <= 1,
+             f"--target-accuracy must be in (0, 1], got {self.target_accuracy}"),
+            (not self.stop_at_target or self.target_accuracy is not None,
+             "--stop-at-target needs --target-accuracy"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UsageError(message)
+        parse_partition(self.partition)

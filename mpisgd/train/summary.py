@@ -1,0 +1,55 @@
+"""The end-of-run summary record and the lines printed for people."""
+
+
+def summarize(config, world_size, last, wall, reached_at, stats) -> dict:
+    """The ``event: "summary"`` fields; per-rank statistics come from an all-gather."""
+    sent = [s["bytes_sent"] for s in stats]
+    waited = [s["wait_s"] for s in stats]
+    summary = {
+        "world_size": world_size,
+        "dataset": config.dataset,
+        "model": config.model,
+        "epochs": last["epoch"] if last else 0,
+        "steps": last["step"] if last else 0,
+        "final_accuracy": last["accuracy"] if last else None,
+        "final_loss": last["loss"] if last else None,
+        "final_test_loss": last["test_loss"] if last else None,
+        "wall_s": wall,
+        "bytes_sent": sum(sent) / len(sent),
+        "comm_wait_s": sum(waited) / len(waited),
+        "bytes_sent_per_rank": sent,
+        "comm_wait_s_per_rank": waited,
+        "target_accuracy": config.target_accuracy,
+        "time_to_accuracy_s": reached_at,
+    }
+    if last and "rmse" in last:
+        summary["final_rmse"] = last["rmse"]
+    return summary
+
+
+def format_epoch(record: dict, epochs: int) -> str:
+    extra = f"  rmse {record['rmse']:.4f}" if "rmse" in record else ""
+    return (f"epoch {record['epoch']:>3}/{epochs}  train loss {record['loss']:.4f}  "
+            f"test loss {record['test_loss']:.4f}  test accuracy {record['accuracy']:.4f}{extra}  "
+            f"({record['wall_s']:.1f} s)")
+
+
+def _megabytes(n: float) -> str:
+    return f"{n / 1e6:.2f} MB"
+
+
+def format_summary(summary: dict) -> str:
+    wall = summary["wall_s"]
+    wait = summary["comm_wait_s"]
+    lines = [
+        f"summary: {summary['world_size']} ranks, {summary['epochs']} epochs, {summary['steps']} steps per rank",
+        f"  final test accuracy   {summary['final_accuracy']:.4f}",
+        f"  wall time             {wall:.2f} s",
+        f"  bytes sent per rank   {_megabytes(summary['bytes_sent'])}",
+        f"  blocked in comm       {wait:.3f} s per rank ({100 * wait / wall if wall else 0:.0f}% of wall time)",
+    ]
+    if summary["target_accuracy"] is not None:
+        reached = summary["time_to_accuracy_s"]
+        when = f"{reached:.2f} s" if reached is not None else "not reached"
+        lines.append(f"  time to {summary['target_accuracy']:.3f}       {when}")
+    return "\n".join(lines)

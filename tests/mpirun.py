@@ -1,0 +1,59 @@
+"""Launch real MPI jobs from pytest: mpiexec in its own process group, hard timeout.
+
+Every launch passes ``MPISGD_TEST_RANKS`` so that programs can check that
+the world has the size that was asked for (a launcher/library mismatch would
+otherwise give N worlds of size 1 and a silent pass).
+"""
+
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PROGS = Path(__file__).resolve().parent / "progs"
+BIN = Path(sys.executable).parent
+MPIEXEC = str(BIN / "mpiexec") if (BIN / "mpiexec").exists() else "mpiexec"
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+    timed_out: bool
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def mpiexec(n: int, args, *, timeout: float = 60, env=None, cwd=None) -> Result:
+    """Run ``mpiexec -n n python ARGS...``; kill the whole group after ``timeout`` s."""
+    environment = dict(os.environ, OMP_NUM_THREADS="1", MPISGD_TEST_RANKS=str(n), PYTHONUNBUFFERED="1")
+    environment.update(env or {})
+    command = [MPIEXEC, "-n", str(n), sys.executable, *map(str, args)]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=environment, cwd=cwd or ROOT, start_new_session=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+        return Result(process.returncode, stdout, stderr, False)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+        return Result(-9, stdout, stderr, True)
+
+
+def run_prog(n: int, name: str, *args, timeout: float = 60, env=None) -> Result:
+    """Run tests/progs/NAME under ``python -m mpi4py`` (a failing rank aborts the job)."""
+    return mpiexec(n, ["-m", "mpi4py", PROGS / name, *args], timeout=timeout, env=env)
+
+
+def assert_ok(result: Result, expect: str = "OK") -> None:
+    assert not result.timed_out, f"timed out\n{result.output[-4000:]}"
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.output[-4000:]}"
+    assert expect in result.stdout, f"missing {expect!r}\n{result.output[-4000:]}"
