@@ -72,7 +72,8 @@ class Algorithm:
 
     def __init__(self, flat, *, comm=None, **options):
         self.flat = flat if isinstance(flat, FlatParams) else FlatParams(flat)
-        self.comm = comm if isinstance(comm, Communicator) else Communicator(comm)
+        self._owns_comm = not isinstance(comm, Communicator)
+        self.comm = Communicator(comm) if self._owns_comm else comm
         try:
             self.config = self.resolve_options(options)
             problem = ""
@@ -110,6 +111,11 @@ class Algorithm:
 
     def finish(self) -> None:
         """Complete in-flight communication at the end of training."""
+
+    def close(self) -> None:
+        """Free the private communicator (when this algorithm created it)."""
+        if self._owns_comm:
+            self.comm.free()
 
     # -- state and statistics ---------------------------------------------
     def state_dict(self) -> dict:

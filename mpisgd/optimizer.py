@@ -84,8 +84,8 @@ class DistributedOptimizer:
         self.algorithm.load_state_dict(state["algorithm"])
 
     def close(self) -> None:
-        """Remove the backward hooks and free the private communicator."""
+        """Remove the backward hooks and free the algorithm's private communicator."""
         for handle in self._hooks:
             handle.remove()
         self._hooks = []
-        self.algorithm.comm.free()
+        self.algorithm.close()

@@ -7,8 +7,10 @@ otherwise give N worlds of size 1 and a silent pass).
 
 import os
 import signal
+import re
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +26,7 @@ class Result:
     stdout: str
     stderr: str
     timed_out: bool
+    ended: float  # time.time() when the job had exited
 
     @property
     def output(self) -> str:
@@ -41,11 +44,16 @@ def mpiexec(n: int, args, *, timeout: float = 60, env=None, cwd=None) -> Result:
     )
     try:
         stdout, stderr = process.communicate(timeout=timeout)
-        return Result(process.returncode, stdout, stderr, False)
+        return Result(process.returncode, stdout, stderr, False, time.time())
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         stdout, stderr = process.communicate()
-        return Result(-9, stdout, stderr, True)
+        return Result(-9, stdout, stderr, True, time.time())
+
+
+def mpisgd(n: int, *cli_args, timeout: float = 120, env=None) -> Result:
+    """Run the command line ``python -m mpisgd ARGS...`` on ``n`` ranks."""
+    return mpiexec(n, ["-m", "mpisgd", *cli_args], timeout=timeout, env=env)
 
 
 def run_prog(n: int, name: str, *args, timeout: float = 60, env=None) -> Result:
@@ -57,3 +65,18 @@ def assert_ok(result: Result, expect: str = "OK") -> None:
     assert not result.timed_out, f"timed out\n{result.output[-4000:]}"
     assert result.returncode == 0, f"exit {result.returncode}\n{result.output[-4000:]}"
     assert expect in result.stdout, f"missing {expect!r}\n{result.output[-4000:]}"
+
+
+def assert_fails_fast(result: Result, message: str, within: float = 10.0) -> None:
+    """Non-zero exit with ``message`` in the output, and no hang.
+
+    Programs print ``FAILING-AT <time.time()>`` just before the failure they
+    provoke; the job must have ended ``within`` seconds of that moment
+    (start-up time, importing torch on a loaded machine, is not counted).
+    """
+    assert not result.timed_out, f"hung\n{result.output[-4000:]}"
+    assert result.returncode != 0, f"exit 0\n{result.output[-4000:]}"
+    assert message in result.output, f"missing {message!r}\n{result.output[-4000:]}"
+    marks = [float(t) for t in re.findall(r"FAILING-AT ([0-9.]+)", result.stdout)]
+    if marks:
+        assert result.ended - min(marks) < within, f"took {result.ended - min(marks):.1f} s to end"
