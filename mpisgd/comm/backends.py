@@ -38,6 +38,10 @@ class Backend:
     def numpy_dtype(self, array) -> np.dtype:
         return np.dtype(array.dtype)
 
+    def address(self, array) -> int:
+        """Address of the array's first element (identifies a staging buffer)."""
+        return array.__array_interface__["data"][0]
+
     def host_buffer(self, array) -> np.ndarray:
         """A host array of the same size and dtype, for staging."""
         return np.empty(array.shape, dtype=self.numpy_dtype(array))
@@ -79,6 +83,9 @@ class TorchBackend(Backend):
     def numpy_dtype(self, array) -> np.dtype:
         return self.torch.empty((), dtype=array.dtype).numpy().dtype
 
+    def address(self, array) -> int:
+        return array.data_ptr()
+
     def host_buffer(self, array) -> np.ndarray:
         pinned = self.torch.cuda.is_available()
         host = self.torch.empty(array.shape, dtype=array.dtype, pin_memory=pinned)
@@ -111,6 +118,9 @@ class CupyBackend(Backend):
 
     def zeros_like(self, array):
         return self.cupy.zeros_like(array)
+
+    def address(self, array) -> int:
+        return array.data.ptr
 
     def host_buffer(self, array) -> np.ndarray:
         pinned = self.cupy.cuda.alloc_pinned_memory(array.nbytes)

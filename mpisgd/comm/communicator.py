@@ -55,6 +55,7 @@ class Communicator:
         self.local_size = self.node.Get_size()
         self.cuda_aware = resolve_cuda_aware(cuda_aware)
         self.stats = CommStats()
+        self._staging = {}  # (backend, address, nbytes) -> host buffer, reused across calls
 
     # -- buffers -----------------------------------------------------------
     def _prepare(self, array):
@@ -65,7 +66,10 @@ class Communicator:
         backend.synchronize(array)  # the stream must finish before MPI reads
         if self.cuda_aware:
             return array, None, backend
-        host = backend.host_buffer(array)
+        key = (backend.name, backend.address(array), int(array.nbytes), str(array.dtype))
+        host = self._staging.get(key)
+        if host is None:
+            host = self._staging[key] = backend.host_buffer(array)
         backend.to_host(array, host)
         return host, lambda: backend.from_host(host, array), backend
 
