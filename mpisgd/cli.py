@@ -6,6 +6,7 @@ unexpected exception on any rank aborts the whole job (status 1).
 """
 
 import argparse
+import logging
 import os
 import sys
 
@@ -68,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--target-accuracy", type=float, default=None, help="record the time to reach this accuracy")
     out.add_argument("--stop-at-target", action="store_true", help="stop once --target-accuracy is reached")
     out.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    out.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
+                     help="level of the rank-prefixed log messages on stderr")
     out.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                      help="progress bar on rank 0 (default: when stderr is a terminal)")
     data = train.add_argument_group("data sizes (synthetic datasets)")
@@ -116,6 +119,8 @@ def check_launch() -> None:
 def main(argv=None) -> int:
     install_abort_hook()
     args = build_parser().parse_args(argv)
+    rank = MPI.COMM_WORLD.Get_rank()
+    logging.basicConfig(level=args.log_level.upper(), format=f"[rank {rank}] %(levelname)s %(name)s: %(message)s")
     try:
         check_launch()
         run(config_from_args(args))

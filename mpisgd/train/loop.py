@@ -14,6 +14,7 @@ the others the mean accuracy of the local models. For ratings data the
 recorded too.
 """
 
+import logging
 import math
 import sys
 import time
@@ -28,6 +29,8 @@ from .metrics import MetricsWriter
 from .models import build_model
 from .partition import partition
 from .summary import format_epoch, format_summary, summarize
+
+log = logging.getLogger(__name__)
 
 
 class ShardSampler:
@@ -122,6 +125,8 @@ def _train(config, harness, comm):
     names = [name for name, _ in model.named_parameters()]
     dist = DistributedOptimizer(optimizer, config.algorithm, comm=comm, names=names, **config.algorithm_options)
     rank0 = harness.rank == 0
+    log.info("device %s, %d training samples in this shard, %d parameters, MPI thread level %d",
+             s["device"], len(y_train), dist.flat.numel, harness.thread_level)
     steps_per_epoch = math.ceil(info.n_train / (harness.size * config.batch_size))
     sampler = ShardSampler(len(y_train), config.batch_size, seed=config.seed * 100003 + harness.rank)
     show_bar = rank0 and not config.quiet and (config.progress or (config.progress is None and sys.stderr.isatty()))
