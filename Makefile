@@ -11,7 +11,7 @@ TORCH  ?= torch==2.13.0
 NP     ?= 4
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test bench-quick clean
+.PHONY: install demo test bench clean
 
 install: $(STAMP)
 
@@ -31,9 +31,10 @@ demo: install
 test: install
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q tests
 
-bench-quick: install
-	$(PY) -m mpisgd.bench allreduce --json runs/bench-allreduce.json
-	$(PY) -m mpisgd.bench sync --json runs/bench-sync.json
+# The benchmarks of docs/benchmarks.md (about 1-2 minutes); each prints JSON.
+bench: install
+	OMP_NUM_THREADS=1 $(PY) -m mpisgd.bench allreduce --json runs/bench-allreduce.json
+	OMP_NUM_THREADS=1 $(PY) -m mpisgd.bench sync --json runs/bench-sync.json
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

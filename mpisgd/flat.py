@@ -39,6 +39,7 @@ class FlatParams:
             raise ValueError("the gradient buffer must have the shape of the parameter vector")
         self.slots = list(slots) if slots is not None else [Slot("params", (len(params),), 0, len(params))]
         self._tensors = list(tensors)
+        self._grad_addresses = [self.backend.address(self.grad_view(i)) for i in range(len(self._tensors))]
 
     @classmethod
     def from_parameters(cls, parameters, names=None) -> "FlatParams":
@@ -100,13 +101,14 @@ class FlatParams:
         copied into the flat buffer once.
         """
         p = self._tensors[index]
+        grad = p.grad
+        if grad is not None and grad.data_ptr() == self._grad_addresses[index]:
+            return  # the usual case: backward accumulated into our view
         view = self.grad_view(index)
-        if p.grad is None:
+        if grad is None:
             view.zero_()
-        elif p.grad.data_ptr() != view.data_ptr():
-            view.copy_(p.grad.reshape(-1))
         else:
-            return
+            view.copy_(grad.reshape(-1))
         p.grad = view.view_as(p)
 
     def adopt_grads(self) -> None:

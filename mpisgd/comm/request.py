@@ -1,5 +1,7 @@
 """Non-blocking requests that account their waiting time and finish their work."""
 
+from time import perf_counter
+
 
 class Request:
     """An MPI request plus what must happen once it completes.
@@ -21,16 +23,18 @@ class Request:
 
     def test(self) -> bool:
         if not self.done:
-            with self._stats.blocked():
-                finished = self._request.Test()
+            start = perf_counter()
+            finished = self._request.Test()
+            self._stats.wait_s += perf_counter() - start
             if finished:
                 self._finish()
         return self.done
 
     def wait(self) -> None:
         if not self.done:
-            with self._stats.blocked():
-                self._request.Wait()
+            start = perf_counter()
+            self._request.Wait()
+            self._stats.wait_s += perf_counter() - start
             self._finish()
 
     def _finish(self) -> None:

@@ -1,0 +1,21 @@
+"""Benchmarks that compare mpisgd with what a user would write by hand.
+
+Each benchmark runs every variant side by side in *one* MPI job (so all
+variants see the same machine, ranks and placement), interleaves them, and
+writes one JSON object with the machine description, the raw timings and a
+``ratios`` map (mpisgd's throughput over the reference's; above 1 is better
+for mpisgd)::
+
+    python -m mpisgd.bench allreduce --json runs/bench-allreduce.json
+    python -m mpisgd.bench sync --json runs/bench-sync.json
+
+``allreduce``  :class:`mpisgd.collective.BucketedAllReduce` against one raw
+               ``MPI.Allreduce`` of the same bytes (:mod:`.allreduce`).
+``sync``       training steps/s of :class:`mpisgd.SyncSGD` against a
+               hand-written all-reduce loop and torch DDP on gloo (:mod:`.sync`).
+
+Typed in a plain shell, the command re-launches itself under ``mpiexec``
+(:mod:`.launch`). See docs/benchmarks.md for the measured figures.
+"""
+
+BENCHMARK_NAMES = ("allreduce", "sync")

@@ -1,0 +1,131 @@
+"""Smoke tests of ``python -m mpisgd.bench``: tiny sizes, 2 ranks, no timing assertions.
+
+Each benchmark is started the way users type it (outside MPI, so it
+re-launches itself under mpiexec) in its own process group, killed on
+timeout; the tests check the JSON report's shape and that every figure is
+a positive number.
+"""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mpisgd.bench import launch
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT = 120
+RANKS = 2
+
+
+def run_bench(*args, timeout=TIMEOUT, env=None):
+    """Run ``python -m mpisgd.bench ARGS`` in a new session; kill the whole group on timeout."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("MPISGD_BENCH_")}
+    environment.update(OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", **(env or {}))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mpisgd.bench", *map(str, args)], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env=environment, cwd=ROOT, start_new_session=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+        pytest.fail(f"timed out after {timeout} s\n{stdout[-3000:]}\n{stderr[-3000:]}")
+    return process.returncode, stdout, stderr
+
+
+def load_report(path, returncode, stdout, stderr):
+    assert returncode == 0, f"exit {returncode}\n{stdout[-3000:]}\n{stderr[-3000:]}"
+    assert path.exists(), f"no JSON written\n{stderr[-3000:]}"
+    report = json.loads(path.read_text())
+    assert json.loads(stdout) == report, "rank 0 must print the same JSON it writes"
+    for key in ("benchmark", "command", "launched_as", "machine", "config", "results", "ratios", "goals"):
+        assert key in report, key
+    machine = report["machine"]
+    assert machine["ranks"] == RANKS
+    for key in ("hostname", "cpu_count", "mpi_library", "torch", "mpi4py"):
+        assert machine[key], key
+    assert "mpisgd.bench" in report["command"] and f"-n {RANKS}" in report["launched_as"]
+    return report
+
+
+def positive(value):
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
+def test_allreduce_smoke(tmp_path):
+    path = tmp_path / "out" / "allreduce.json"
+    report = load_report(path, *run_bench("allreduce", "--quick", "--ranks", RANKS, "--sizes", "1000,5000",
+                                          "--json", path))
+    assert report["benchmark"] == "allreduce"
+    sizes = ["1000", "5000"]
+    assert set(report["ratios"]) == {"bucketed_over_raw", "bucketed_over_raw_average",
+                                     "bucketed_over_iallreduce_average"}
+    for values in report["ratios"].values():
+        assert sorted(values) == sizes and all(positive(v) for v in values.values())
+    assert [entry["floats"] for entry in report["results"]] == [1000, 5000]
+    for entry in report["results"]:
+        for variant in ("bucketed", "raw", "raw_average", "iallreduce_average"):
+            assert positive(entry[variant]["bytes_per_s"]) and positive(entry[variant]["median_s"])
+            assert entry[variant]["samples"] == report["config"]["repeats"]
+
+
+def test_sync_smoke(tmp_path):
+    path = tmp_path / "sync.json"
+    report = load_report(path, *run_bench("sync", "--quick", "--ranks", RANKS, "--json", path))
+    assert report["benchmark"] == "sync"
+    for key in ("sync_over_handwritten", "sync_over_ddp_gloo"):
+        assert sorted(report["ratios"][key]) == ["large", "small"]
+        assert all(positive(v) for v in report["ratios"][key].values())
+    for entry in report["results"]:
+        assert entry["parameters"] > 0
+        for variant in ("sync", "handwritten", "ddp_gloo"):
+            assert positive(entry[variant]["steps_per_s"])
+        # every variant really trains data-parallel: identical parameters on all ranks
+        agreement = entry["agreement"]
+        limit = 1e-5 * max(agreement["max_abs_param"], 1.0)
+        assert all(d <= limit for d in agreement["max_abs_diff_across_ranks"].values()), agreement
+
+
+def test_world_size_mismatch_is_an_error():
+    """A job whose world is smaller than --ranks (launcher/library mismatch) must refuse to run."""
+    code, stdout, stderr = run_bench("allreduce", "--quick", "--ranks", RANKS, timeout=60,
+                                     env={launch.LAUNCHED_ENV: "1"})
+    assert code != 0 and stdout == ""
+    assert f"asked for {RANKS} MPI ranks but MPI.COMM_WORLD has 1" in stderr
+
+
+def test_missing_launcher_is_an_error():
+    code, _, stderr = run_bench("allreduce", "--quick", "--mpiexec", "/nonexistent/mpiexec", timeout=60)
+    assert code == 2 and "is not an executable" in stderr
+
+
+def test_timeout_kills_the_job():
+    """The re-launched job is killed (whole process group) when --timeout expires; exit status 124."""
+    code, _, stderr = run_bench("sync", "--quick", "--ranks", RANKS, "--timeout", 1, timeout=60)
+    assert code == 124 and "timed out after 1 s, job killed" in stderr
+
+
+@pytest.mark.parametrize(
+    "env, requested, world, expected",
+    [
+        ({}, None, 1, ("relaunch", launch.DEFAULT_RANKS)),
+        ({}, 3, 1, ("relaunch", 3)),
+        ({}, 1, 1, ("run", 1)),
+        ({}, None, 4, ("run", 4)),
+        ({"PMI_SIZE": "4"}, None, 1, ("run", 4)),  # under a launcher: never re-launch, check the size
+        ({launch.LAUNCHED_ENV: "1"}, 2, 1, ("run", 2)),
+    ],
+)
+def test_plan(monkeypatch, env, requested, world, expected):
+    for name in (*launch._SIZE_VARS, *launch._RANK_VARS, launch.LAUNCHED_ENV):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert launch.plan(requested, world) == expected
