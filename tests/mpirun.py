@@ -6,10 +6,11 @@ otherwise give N worlds of size 1 and a silent pass).
 """
 
 import os
-import signal
 import re
+import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,10 +28,21 @@ class Result:
     stderr: str
     timed_out: bool
     ended: float  # time.time() when the job had exited
+    arrivals: list  # (time.time() when it arrived, line) for every output line
 
     @property
     def output(self) -> str:
         return self.stdout + self.stderr
+
+    def arrived(self, text: str):
+        """When the first output line containing ``text`` arrived (None if never)."""
+        return next((when for when, line in self.arrivals if text in line), None)
+
+
+def _collect(stream, lines: list, arrivals: list) -> None:
+    for line in stream:
+        lines.append(line)
+        arrivals.append((time.time(), line))
 
 
 def mpiexec(n: int, args, *, timeout: float = 60, env=None, cwd=None) -> Result:
@@ -42,13 +54,23 @@ def mpiexec(n: int, args, *, timeout: float = 60, env=None, cwd=None) -> Result:
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env=environment, cwd=cwd or ROOT, start_new_session=True,
     )
+    out, err, arrivals = [], [], []
+    readers = [threading.Thread(target=_collect, args=(stream, lines, arrivals), daemon=True)
+               for stream, lines in ((process.stdout, out), (process.stderr, err))]
+    for reader in readers:
+        reader.start()
     try:
-        stdout, stderr = process.communicate(timeout=timeout)
-        return Result(process.returncode, stdout, stderr, False, time.time())
+        process.wait(timeout=timeout)
+        timed_out = False
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
-        stdout, stderr = process.communicate()
-        return Result(-9, stdout, stderr, True, time.time())
+        process.wait()
+        timed_out = True
+    ended = time.time()
+    for reader in readers:
+        reader.join(timeout=10)
+    code = -9 if timed_out else process.returncode
+    return Result(code, "".join(out), "".join(err), timed_out, ended, sorted(arrivals))
 
 
 def mpisgd(n: int, *cli_args, timeout: float = 120, env=None) -> Result:
@@ -71,12 +93,13 @@ def assert_fails_fast(result: Result, message: str, within: float = 10.0) -> Non
     """Non-zero exit with ``message`` in the output, and no hang.
 
     Programs print ``FAILING-AT <time.time()>`` just before the failure they
-    provoke; the job must have ended ``within`` seconds of that moment
-    (start-up time, importing torch on a loaded machine, is not counted).
+    provoke; otherwise the moment the message itself arrived counts. The job
+    must have ended ``within`` seconds of that moment (start-up time,
+    importing torch on a loaded machine, is not counted).
     """
     assert not result.timed_out, f"hung\n{result.output[-4000:]}"
     assert result.returncode != 0, f"exit 0\n{result.output[-4000:]}"
     assert message in result.output, f"missing {message!r}\n{result.output[-4000:]}"
     marks = [float(t) for t in re.findall(r"FAILING-AT ([0-9.]+)", result.stdout)]
-    if marks:
-        assert result.ended - min(marks) < within, f"took {result.ended - min(marks):.1f} s to end"
+    failed_at = min(marks) if marks else result.arrived(message)
+    assert result.ended - failed_at < within, f"took {result.ended - failed_at:.1f} s to end after the failure"

@@ -35,7 +35,7 @@ def test_exception_on_one_rank_ends_the_job():
 )
 def test_bad_cli_input(args, message):
     result = mpisgd(4, "train", "--quiet", *args, timeout=60)
-    assert result.returncode != 0 and not result.timed_out, result.output[-3000:]
+    assert_fails_fast(result, message)
     assert message in result.stderr, result.output[-3000:]
     assert result.stderr.count("error:") == 1, f"the message must be printed once:\n{result.stderr}"
     assert "Traceback" not in result.output, result.output[-3000:]
