@@ -18,14 +18,20 @@ from .optimizer import DistributedOptimizer
 __version__ = "0.1.0"
 
 
-class SyncSGD(DistributedOptimizer):
-    """Synchronous all-reduce SGD around a torch optimizer (algorithm ``sync``).
+def _bind(class_name: str, algorithm: str, flat_class) -> type:
+    """The torch optimizer wrapper of one registered algorithm."""
+    doc = (f"``{algorithm}`` around a torch optimizer: ``{class_name}(optimizer, comm=None, **options)``.\n\n"
+           f"Options and maths: :class:`{flat_class.__module__}.{flat_class.__name__}`.")
+    return type(class_name, (DistributedOptimizer,), {"algorithm_name": algorithm, "__doc__": doc,
+                                                      "__module__": __name__})
 
-    Options: ``bucket_mb`` (gradient bucket size, MiB). See
-    :class:`mpisgd.collective.BucketedAllReduce`.
-    """
 
-    algorithm_name = "sync"
+SyncSGD = _bind("SyncSGD", "sync", collective.BucketedAllReduce)
+LocalSGD = _bind("LocalSGD", "local", collective.PeriodicAveraging)
+CoCoDSGD = _bind("CoCoDSGD", "cocod", collective.CoCoD)
+FDA = _bind("FDA", "fda", collective.FederatedDynamicAveraging)
+EASGD = _bind("EASGD", "easgd", collective.ElasticAveraging)
+LSGD = _bind("LSGD", "lsgd", collective.LeaderSGD)
 
 
 __all__ = [
@@ -33,8 +39,13 @@ __all__ = [
     "AgreementError",
     "Algorithm",
     "Communicator",
+    "CoCoDSGD",
     "DistributedOptimizer",
+    "EASGD",
+    "FDA",
     "FlatParams",
+    "LSGD",
+    "LocalSGD",
     "Option",
     "SyncSGD",
     "UsageError",

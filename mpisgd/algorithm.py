@@ -33,6 +33,7 @@ class Option:
     default: Any
     help: str
     check: Optional[Callable[[Any], Optional[str]]] = None
+    per_rank: bool = False  # may differ between ranks (left out of the start-up agreement)
 
     @property
     def type(self):
@@ -63,6 +64,17 @@ def non_negative(value):
     return None if value >= 0 else "must not be negative"
 
 
+def fraction(value):
+    return None if 0 <= value <= 1 else "must be between 0 and 1"
+
+
+def one_of(*choices):
+    def check(value):
+        return None if value in choices else f"must be one of {', '.join(choices)}"
+
+    return check
+
+
 class Algorithm:
     """Base class: options, communicator, start-up agreement, counters."""
 
@@ -83,8 +95,9 @@ class Algorithm:
         for key, value in self.config.items():
             setattr(self, key, value)
         self.steps = 0
+        shared = {k: v for k, v in self.config.items() if not self.options[k].per_rank}
         self.comm.check_agreement(
-            {"algorithm": self.name, "options": self.config, "params": self.flat.describe()},
+            {"algorithm": self.name, "options": shared, "params": self.flat.describe()},
             what="model and algorithm",
         )
 
@@ -101,6 +114,13 @@ class Algorithm:
     # -- the hooks around the local step (defaults do nothing) -------------
     def grad_ready(self, index: int) -> None:
         """Gradient of parameter ``index`` (a FlatParams slot) is complete."""
+        self.progress()
+
+    def progress(self) -> None:
+        """Let in-flight communication advance (``Test()``); cheap, call it during local work."""
+
+    def report_loss(self, loss: float) -> None:
+        """This rank's training loss of the step just taken (used by leader-based algorithms)."""
 
     def before_step(self) -> None:
         """Gradients are complete; the local optimizer step comes next."""

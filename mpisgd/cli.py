@@ -31,11 +31,22 @@ class Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show defaults, except the ``None`` of flags whose default depends on the algorithm."""
+
+    def _get_help_string(self, action):
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
 def _algorithm_flags() -> dict:
-    """Every algorithm option as one flag; shared names (``--period``) list each default."""
+    """Every algorithm option as one flag; shared names (``--period``) list each default.
+
+    Per-rank options (one value per rank) are for the Python API only."""
     flags = {}
     for name in sorted(ALGORITHMS):
         for option_name, option in ALGORITHMS[name].options.items():
+            if option.per_rank:
+                continue
             flags.setdefault(option_name, (option, []))[1].append((name, option.default))
     return flags
 
@@ -44,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="mpisgd", description="Distributed and decentralized SGD on MPI.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     train = commands.add_parser("train", help="train a model with one algorithm",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                                formatter_class=HelpFormatter,
                                 description="Train with one algorithm; launch with mpiexec -n N.")
     d = TrainConfig()
     add = train.add_argument
@@ -56,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--lr", type=float, default=d.lr, help="learning rate")
     add("--momentum", type=float, default=d.momentum, help="momentum of the local SGD optimizer")
     add("--weight-decay", type=float, default=d.weight_decay, help="weight decay of the local optimizer")
+    add("--nesterov", action="store_true", help="Nesterov momentum in the local optimizer (EAMSGD with easgd)")
     add("--seed", type=int, default=d.seed, help="one seed; rank r derives its streams from (seed, r)")
     add("--partition", default=d.partition, help="iid or dirichlet:ALPHA (non-IID)")
     add("--hidden", type=int, default=d.hidden, help="hidden width (mlp, cnn) or factor rank (mf)")
@@ -77,10 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     for flag, default, text in [("samples", 20000, "samples or ratings"), ("features", 64, "features"),
                                 ("classes", 10, "classes"), ("users", 300, "users"), ("items", 400, "items")]:
         data.add_argument(f"--{flag}", type=int, default=None, help=f"number of {text} (default {default})")
-    algo = train.add_argument_group("algorithm options (the default is each algorithm's paper default)")
+    algo = train.add_argument_group("algorithm options (each algorithm's default in brackets; see docs/algorithms.md)")
     for option_name, (option, owners) in _algorithm_flags().items():
         defaults = ", ".join(f"{name}: {default}" for name, default in owners)
         kwargs = {"action": argparse.BooleanOptionalAction} if option.type is bool else {"type": option.type}
+        if option.type is not bool:
+            kwargs["metavar"] = option_name.split("_")[-1].upper()
         algo.add_argument(f"--{option_name.replace('_', '-')}", dest=f"option_{option_name}", default=None,
                           help=f"{option.help} [{defaults}]", **kwargs)
     return parser
@@ -98,7 +112,7 @@ def config_from_args(args) -> TrainConfig:
     sizes = {k: getattr(args, k) for k in ("samples", "features", "classes", "users", "items")
              if getattr(args, k) is not None}
     fields = {k: getattr(args, k) for k in (
-        "algorithm", "model", "dataset", "epochs", "batch_size", "lr", "momentum", "weight_decay", "seed",
+        "algorithm", "model", "dataset", "epochs", "batch_size", "lr", "momentum", "weight_decay", "nesterov", "seed",
         "partition", "hidden", "dtype", "device", "threads", "metrics", "eval_every", "log_every",
         "target_accuracy", "stop_at_target", "quiet", "progress")}
     return TrainConfig(**fields, data_options=sizes, algorithm_options=options)

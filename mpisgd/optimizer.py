@@ -69,6 +69,14 @@ class DistributedOptimizer:
         self.algorithm.after_step()
         return loss
 
+    def report_loss(self, loss: float) -> None:
+        """Tell the algorithm this step's training loss (leader choice in LSGD)."""
+        self.algorithm.report_loss(float(loss))
+
+    def progress(self) -> None:
+        """Advance in-flight communication; call it during long local work."""
+        self.algorithm.progress()
+
     def finish(self) -> None:
         """Complete in-flight communication (call once, after the last step)."""
         self.algorithm.finish()

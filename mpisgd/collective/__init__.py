@@ -1,5 +1,17 @@
-"""Collective algorithms: every rank takes part in each all-reduce."""
+"""Collective algorithms: every rank takes part in each collective.
 
+One module per algorithm, each a class over a flat parameter vector
+(registered name in brackets): BucketedAllReduce [sync],
+PeriodicAveraging [local], CoCoD [cocod], FederatedDynamicAveraging [fda],
+ElasticAveraging [easgd], LeaderSGD [lsgd].
+"""
+
+from .cocod import CoCoD
+from .easgd import ElasticAveraging
+from .fda import FederatedDynamicAveraging
+from .local import PeriodicAveraging
+from .lsgd import LeaderSGD
 from .sync import BucketedAllReduce
 
-__all__ = ["BucketedAllReduce"]
+__all__ = ["BucketedAllReduce", "CoCoD", "ElasticAveraging", "FederatedDynamicAveraging", "LeaderSGD",
+           "PeriodicAveraging"]

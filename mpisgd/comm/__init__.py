@@ -5,13 +5,14 @@ from .backends import Backend, backend_for, register_backend
 from .communicator import Communicator, resolve_cuda_aware
 from .device import device_index, select_device
 from .errors import AgreementError, MPISGDError, UsageError
-from .request import Request, test_all, wait_all
+from .request import Completed, Request, test_all, wait_all
 from .stats import CommStats
 
 __all__ = [
     "AgreementError",
     "Backend",
     "CommStats",
+    "Completed",
     "Communicator",
     "MPISGDError",
     "Request",

@@ -11,6 +11,8 @@ CUDA-aware and the user said so (``cuda_aware=True`` or
 A library not known here can be taught with :func:`register_backend`.
 """
 
+import sys
+
 import numpy as np
 
 
@@ -54,6 +56,15 @@ class Backend:
 
     def scale(self, array, factor: float) -> None:
         array *= factor
+
+    def dot(self, a, b) -> float:
+        return float(np.dot(a, b))
+
+    def from_numpy(self, values: np.ndarray, like):
+        """A new array of ``like``'s kind (and device) holding ``values``."""
+        out = self.zeros_like(like)
+        self.from_host(np.ascontiguousarray(values, dtype=self.numpy_dtype(like)), out)
+        return out
 
 
 class TorchBackend(Backend):
@@ -100,6 +111,9 @@ class TorchBackend(Backend):
     def scale(self, array, factor: float) -> None:
         array.mul_(factor)
 
+    def dot(self, a, b) -> float:
+        return float(self.torch.dot(a, b))
+
 
 class CupyBackend(Backend):
     name = "cupy"
@@ -132,9 +146,14 @@ class CupyBackend(Backend):
     def from_host(self, host: np.ndarray, array) -> None:
         array.set(host)
 
+    def dot(self, a, b) -> float:
+        return float(self.cupy.dot(a, b))
+
 
 _registered: list = []
-_builtin: list = []
+_loaded: dict = {}
+_NUMPY = Backend()
+_OPTIONAL = {"torch": TorchBackend, "cupy": CupyBackend}
 
 
 def register_backend(backend: Backend) -> None:
@@ -142,20 +161,18 @@ def register_backend(backend: Backend) -> None:
     _registered.insert(0, backend)
 
 
-def _builtin_backends() -> list:
-    if not _builtin:
-        _builtin.append(Backend())
-        for cls in (TorchBackend, CupyBackend):
-            try:
-                _builtin.append(cls())
-            except ImportError:
-                pass
-    return _builtin
+def _optional_backends() -> list:
+    """Backends of the array libraries already imported (an array of a library
+    that was never imported cannot exist, so torch and cupy are never imported here)."""
+    for module, cls in _OPTIONAL.items():
+        if module not in _loaded and module in sys.modules:
+            _loaded[module] = cls()
+    return list(_loaded.values())
 
 
 def backend_for(array) -> Backend:
     """The backend that handles ``array``; a clear error for unknown types."""
-    for backend in _registered + _builtin_backends():
+    for backend in [*_registered, _NUMPY, *_optional_backends()]:
         if backend.matches(array):
             return backend
     raise TypeError(

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 
+import numpy as np
 from mpi4py import MPI
 
 from .backends import backend_for
@@ -35,14 +36,15 @@ class Communicator:
 
     Example::
 
-        from mpi4py import MPI
+        import numpy as np
+from mpi4py import MPI
         from mpisgd.comm import Communicator
         comm = Communicator(MPI.COMM_WORLD)
         grad = numpy.ones(10)
         comm.allreduce(grad, average=True)   # in place
     """
 
-    def __init__(self, comm=None, *, cuda_aware=None):
+    def __init__(self, comm=None, *, cuda_aware=None, stats=None):
         base = MPI.COMM_WORLD if comm is None else comm
         if isinstance(base, Communicator):
             base = base.mpi
@@ -54,7 +56,7 @@ class Communicator:
         self.local_rank = self.node.Get_rank()
         self.local_size = self.node.Get_size()
         self.cuda_aware = resolve_cuda_aware(cuda_aware)
-        self.stats = CommStats()
+        self.stats = CommStats() if stats is None else stats
         self._staging = {}  # (backend, address, nbytes) -> host buffer, reused across calls
 
     # -- buffers -----------------------------------------------------------
@@ -95,6 +97,41 @@ class Communicator:
         finish = self._finisher(array, backend, copy_back, average)
         if finish is not None:
             finish()
+
+    def bcast(self, array, root: int = 0) -> None:
+        """Broadcast ``array`` in place from ``root``.
+
+        Counted as ``(p-1)/p * n`` bytes sent and received per rank: the
+        least total traffic, ``(p-1) * n``, spread evenly over the ranks.
+        """
+        buffer, copy_back, _ = self._prepare(array)
+        moved = (self.size - 1) * int(array.nbytes) // self.size
+        self.stats.count(moved, moved)
+        with self.stats.blocked():
+            self.mpi.Bcast(buffer, root=root)
+        if copy_back is not None and self.rank != root:
+            copy_back()
+
+    def allgather(self, array) -> np.ndarray:
+        """Every rank's copy of a small host array, stacked: shape ``(p, *array.shape)``."""
+        array = np.ascontiguousarray(array)
+        out = np.empty((self.size, *array.shape), dtype=array.dtype)
+        self.stats.count((self.size - 1) * array.nbytes, (self.size - 1) * array.nbytes)
+        with self.stats.blocked():
+            self.mpi.Allgather(array, out)
+        return out
+
+    def split(self, color: int, key: int = None) -> "Communicator":
+        """A sub-communicator (collective); it shares this one's statistics."""
+        part = self.mpi.Split(color, self.rank if key is None else key)
+        try:
+            return Communicator(part, cuda_aware=self.cuda_aware, stats=self.stats)
+        finally:
+            part.Free()
+
+    def node_communicator(self) -> "Communicator":
+        """The ranks on this node (``COMM_TYPE_SHARED``), sharing this one's statistics."""
+        return Communicator(self.node, cuda_aware=self.cuda_aware, stats=self.stats)
 
     def _finisher(self, array, backend, copy_back, average):
         if not average:

@@ -15,14 +15,18 @@ class CommStats:
     all-reduce of ``n`` bytes), so that algorithms can be compared whatever
     algorithm the MPI library picks internally.
 
-    ``wait_s`` is the wall time this rank spent inside blocking MPI calls,
-    ``Wait`` and ``Test`` on its requests: the time communication was *not*
-    hidden behind computation.
+    ``wait_s`` is the wall time this rank spent blocked: inside blocking MPI
+    calls and ``Wait`` on its requests, i.e. the time communication was *not*
+    hidden behind computation. ``progress_s`` is the time spent inside
+    ``Test`` calls on requests in flight: CPU time MPI used to move data
+    while the rank was otherwise computing (with shared memory, or MPI
+    libraries without a progress engine, the copying happens there).
     """
 
     bytes_sent: int = 0
     bytes_received: int = 0
     wait_s: float = 0.0
+    progress_s: float = 0.0
     calls: int = 0
 
     def count(self, sent: int, received: int) -> None:

@@ -17,6 +17,7 @@ class TrainConfig:
     lr: float = 0.05
     momentum: float = 0.9
     weight_decay: float = 0.0
+    nesterov: bool = False  # Nesterov momentum (EAMSGD with --algorithm easgd)
     seed: int = 0
     partition: str = "iid"
     metrics: Optional[str] = None
@@ -41,6 +42,7 @@ class TrainConfig:
             (self.lr > 0, f"--lr must be positive, got {self.lr}"),
             (0 <= self.momentum < 1, f"--momentum must be in [0, 1), got {self.momentum}"),
             (self.weight_decay >= 0, f"--weight-decay must not be negative, got {self.weight_decay}"),
+            (not self.nesterov or self.momentum > 0, "--nesterov needs --momentum > 0"),
             (self.eval_every >= 1, f"--eval-every must be at least 1, got {self.eval_every}"),
             (self.log_every >= 0, f"--log-every must not be negative, got {self.log_every}"),
             (self.hidden >= 1, f"--hidden must be at least 1, got {self.hidden}"),

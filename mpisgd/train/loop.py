@@ -121,7 +121,7 @@ def _train(config, harness, comm):
     x_train, y_train = s["train"]
     x_test, y_test = s["test"]
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                                weight_decay=config.weight_decay)
+                                weight_decay=config.weight_decay, nesterov=config.nesterov)
     names = [name for name, _ in model.named_parameters()]
     dist = DistributedOptimizer(optimizer, config.algorithm, comm=comm, names=names, **config.algorithm_options)
     rank0 = harness.rank == 0
@@ -147,6 +147,7 @@ def _train(config, harness, comm):
             dist.step()
             step += 1
             loss_value = loss.item()
+            dist.report_loss(loss_value)
             loss_sum += loss_value
             if bar:
                 bar.update(1)

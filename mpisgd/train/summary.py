@@ -5,6 +5,7 @@ def summarize(config, world_size, last, wall, reached_at, stats) -> dict:
     """The ``event: "summary"`` fields; per-rank statistics come from an all-gather."""
     sent = [s["bytes_sent"] for s in stats]
     waited = [s["wait_s"] for s in stats]
+    progressed = [s["progress_s"] for s in stats]
     summary = {
         "world_size": world_size,
         "dataset": config.dataset,
@@ -19,6 +20,7 @@ def summarize(config, world_size, last, wall, reached_at, stats) -> dict:
         "comm_wait_s": sum(waited) / len(waited),
         "bytes_sent_per_rank": sent,
         "comm_wait_s_per_rank": waited,
+        "comm_progress_s": sum(progressed) / len(progressed),
         "target_accuracy": config.target_accuracy,
         "time_to_accuracy_s": reached_at,
     }

@@ -1,0 +1,53 @@
+"""Local SGD (periodic model averaging): local steps, then ``x_i <- mean_j x_j`` every period.
+
+Update (ALGORITHMS.md §1.1): each rank takes ``period`` (τ) local optimizer
+steps, then all ranks replace their parameters by the average. Local
+optimizer state (momentum) is kept, not averaged.
+
+MPI pattern: one blocking ``Allreduce`` of the flat parameter vector every
+``period`` steps. ``finish()`` averages once more if steps were taken since
+the last average, so every rank ends with the same model.
+
+Property: with ``period=1`` and plain SGD this is synchronous SGD exactly
+(the average of ``x - lr g_i`` is ``x - lr mean(g)``).
+
+Example (numpy)::
+
+    local = PeriodicAveraging(FlatParams(x, g), comm=comm, period=4)
+    for step in range(100):
+        x -= lr * gradient(x); local.after_step()
+    local.finish()
+"""
+
+from ..algorithm import Algorithm, Option, positive, register
+
+
+@register
+class PeriodicAveraging(Algorithm):
+    name = "local"
+    summary = "Local SGD: local steps, parameters averaged every period steps"
+    options = {"period": Option(4, "local steps between model averages (tau)", positive)}
+
+    def __init__(self, flat, *, comm=None, **options):
+        super().__init__(flat, comm=comm, **options)
+        self.averaged_at = 0
+
+    def after_step(self) -> None:
+        super().after_step()
+        if self.steps % self.period == 0:
+            self.average()
+
+    def average(self) -> None:
+        self.comm.allreduce(self.flat.params, average=True)
+        self.averaged_at = self.steps
+
+    def finish(self) -> None:
+        if self.averaged_at != self.steps:
+            self.average()
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "averaged_at": self.averaged_at}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.averaged_at = state["averaged_at"]
