@@ -19,6 +19,7 @@ in ``options`` (the CLI builds its flags from them), a ``state_dict()`` with
 its counters and buffers, and per-rank statistics.
 """
 
+import copy
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Optional
 
@@ -81,6 +82,8 @@ class Algorithm:
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
     options: ClassVar[dict] = {}
+    state_buffers: ClassVar[tuple] = ()  # model-sized arrays saved (copied) by state_dict()
+    state_fields: ClassVar[tuple] = ()  # small values (counters) saved by state_dict()
 
     def __init__(self, flat, *, comm=None, **options):
         self.flat = flat if isinstance(flat, FlatParams) else FlatParams(flat)
@@ -139,14 +142,22 @@ class Algorithm:
 
     # -- state and statistics ---------------------------------------------
     def state_dict(self) -> dict:
-        return {"algorithm": self.name, "options": dict(self.config), "steps": self.steps,
-                "comm_stats": self.comm.stats.as_dict()}
+        """Options, counters, statistics and copies of the buffers named in ``state_buffers``."""
+        state = {"algorithm": self.name, "options": dict(self.config), "steps": self.steps,
+                 "comm_stats": self.comm.stats.as_dict()}
+        state.update({name: self.flat.backend.copy(getattr(self, name)) for name in self.state_buffers})
+        state.update({name: copy.deepcopy(getattr(self, name)) for name in self.state_fields})
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         if state.get("algorithm") != self.name:
             raise ValueError(f"state is for algorithm {state.get('algorithm')!r}, not {self.name!r}")
         self.steps = state["steps"]
         self.comm.stats.load(state.get("comm_stats", {}))
+        for name in self.state_buffers:
+            getattr(self, name)[...] = state[name]
+        for name in self.state_fields:
+            setattr(self, name, copy.deepcopy(state[name]))
 
     def statistics(self) -> dict:
         return {"steps": self.steps, **self.comm.stats.as_dict()}

@@ -42,6 +42,7 @@ class CoCoD(Algorithm):
         "weight": Option(1.0, "this rank's weight in the average, e.g. its batch size "
                               "(per rank; reconstructed heterogeneous option)", positive, per_rank=True),
     }
+    state_buffers = ("snapshot", "buffer")  # buffer: the snapshot average (completed first)
 
     def __init__(self, flat, *, comm=None, **options):
         super().__init__(flat, comm=comm, **options)
@@ -104,12 +105,8 @@ class CoCoD(Algorithm):
         pending = self.request is not None
         if pending:
             self.request.wait()
-        backend = self.flat.backend
-        return {**super().state_dict(), "snapshot": backend.copy(self.snapshot),
-                "average": backend.copy(self.buffer), "pending": pending}
+        return {**super().state_dict(), "pending": pending}
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
-        self.snapshot[...] = state["snapshot"]
-        self.buffer[...] = state["average"]
         self.request = Completed() if state["pending"] else None

@@ -36,6 +36,7 @@ class ElasticAveraging(Algorithm):
         "period": Option(4, "local steps between elastic exchanges (tau)", positive),
         "moving_rate": Option(0.9, "center moving rate beta; each worker moves by alpha = beta / p", fraction),
     }
+    state_buffers = ("center",)
 
     def __init__(self, flat, *, comm=None, **options):
         super().__init__(flat, comm=comm, **options)
@@ -75,10 +76,3 @@ class ElasticAveraging(Algorithm):
             self.request.wait()
             self.request = None
         self.flat.params[...] = self.center
-
-    def state_dict(self) -> dict:
-        return {**super().state_dict(), "center": self.flat.backend.copy(self.center)}
-
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
-        self.center[...] = state["center"]

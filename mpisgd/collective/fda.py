@@ -33,6 +33,8 @@ class FederatedDynamicAveraging(Algorithm):
         "threshold": Option(0.5, "average when the estimated model variance exceeds this (Theta)", non_negative),
         "estimator": Option("linear", "variance estimator: naive or linear", one_of("naive", "linear")),
     }
+    state_buffers = ("anchor", "direction")
+    state_fields = ("syncs",)
 
     def __init__(self, flat, *, comm=None, **options):
         super().__init__(flat, comm=comm, **options)
@@ -79,14 +81,3 @@ class FederatedDynamicAveraging(Algorithm):
 
     def statistics(self) -> dict:
         return {**super().statistics(), "syncs": self.syncs}
-
-    def state_dict(self) -> dict:
-        backend = self.flat.backend
-        return {**super().state_dict(), "anchor": backend.copy(self.anchor),
-                "direction": backend.copy(self.direction), "syncs": self.syncs}
-
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
-        self.anchor[...] = state["anchor"]
-        self.direction[...] = state["direction"]
-        self.syncs = state["syncs"]

@@ -27,6 +27,7 @@ class PeriodicAveraging(Algorithm):
     name = "local"
     summary = "Local SGD: local steps, parameters averaged every period steps"
     options = {"period": Option(4, "local steps between model averages (tau)", positive)}
+    state_fields = ("averaged_at",)
 
     def __init__(self, flat, *, comm=None, **options):
         super().__init__(flat, comm=comm, **options)
@@ -44,10 +45,3 @@ class PeriodicAveraging(Algorithm):
     def finish(self) -> None:
         if self.averaged_at != self.steps:
             self.average()
-
-    def state_dict(self) -> dict:
-        return {**super().state_dict(), "averaged_at": self.averaged_at}
-
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
-        self.averaged_at = state["averaged_at"]

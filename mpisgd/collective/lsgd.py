@@ -50,6 +50,7 @@ class LeaderSGD(Algorithm):
         "loss_window": Option(0, "training losses in the running mean that picks the leader (0: period)",
                               non_negative),
     }
+    state_fields = ("losses", "leaders")
 
     def __init__(self, flat, *, comm=None, **options):
         super().__init__(flat, comm=comm, **options)
@@ -101,15 +102,6 @@ class LeaderSGD(Algorithm):
     def statistics(self) -> dict:
         return {**super().statistics(), "group_leader": self.leaders["group"],
                 "global_leader": self.leaders["global"]}
-
-    def state_dict(self) -> dict:
-        return {**super().state_dict(), "losses": list(self.losses), "leaders": dict(self.leaders)}
-
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
-        self.losses.clear()
-        self.losses.extend(state["losses"])
-        self.leaders = dict(state["leaders"])
 
     def close(self) -> None:
         self.group.free()

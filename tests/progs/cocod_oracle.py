@@ -71,6 +71,7 @@ for _ in range(5):
     cocod.after_step()
 state = cocod.state_dict()
 assert state["steps"] == 5 and state["pending"] and np.array_equal(state["snapshot"], cocod.snapshot)
+assert np.array_equal(state["buffer"], cocod.buffer)
 twin_x = x.copy()
 twin = CoCoD(FlatParams(twin_x), comm=comm, period=period)
 twin.load_state_dict(state)

@@ -70,6 +70,6 @@ lsgd = LeaderSGD(FlatParams(x), comm=comm)
 lsgd.report_loss(float(comm.rank))
 lsgd.finish()
 assert np.ptp(gather(comm, x), axis=0).max() == 0, "finish() leaves one model"
-assert lsgd.state_dict()["losses"] == [float(comm.rank)]
+assert list(lsgd.state_dict()["losses"]) == [float(comm.rank)]
 no_torch()
 done(comm)
