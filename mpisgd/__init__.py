@@ -9,7 +9,7 @@ directly. The training harness behind ``python -m mpisgd train`` is
 :func:`mpisgd.train.run`.
 """
 
-from . import collective  # noqa: F401  (registers the algorithms)
+from . import collective, gossip  # noqa: F401  (registers the algorithms)
 from .algorithm import ALGORITHMS, Algorithm, Option, get_algorithm, register
 from .comm import AgreementError, Communicator, UsageError
 from .flat import FlatParams
@@ -32,6 +32,8 @@ CoCoDSGD = _bind("CoCoDSGD", "cocod", collective.CoCoD)
 FDA = _bind("FDA", "fda", collective.FederatedDynamicAveraging)
 EASGD = _bind("EASGD", "easgd", collective.ElasticAveraging)
 LSGD = _bind("LSGD", "lsgd", collective.LeaderSGD)
+GossipSGD = _bind("GossipSGD", "gossip", gossip.GossipingSGD)
+ElasticGossipSGD = _bind("ElasticGossipSGD", "elastic-gossip", gossip.ElasticGossip)
 
 
 __all__ = [
@@ -42,8 +44,10 @@ __all__ = [
     "CoCoDSGD",
     "DistributedOptimizer",
     "EASGD",
+    "ElasticGossipSGD",
     "FDA",
     "FlatParams",
+    "GossipSGD",
     "LSGD",
     "LocalSGD",
     "Option",

@@ -5,6 +5,7 @@ the world has the size that was asked for (a launcher/library mismatch would
 otherwise give N worlds of size 1 and a silent pass).
 """
 
+import json
 import os
 import re
 import signal
@@ -103,3 +104,14 @@ def assert_fails_fast(result: Result, message: str, within: float = 10.0) -> Non
     marks = [float(t) for t in re.findall(r"FAILING-AT ([0-9.]+)", result.stdout)]
     failed_at = min(marks) if marks else result.arrived(message)
     assert result.ended - failed_at < within, f"took {result.ended - failed_at:.1f} s to end after the failure"
+
+
+def digits_summary(directory, algorithm: str, *options, ranks: int = 4, epochs: int = 10) -> dict:
+    """The summary record of ``mpisgd train`` on digits (seed 0) with ``ranks`` ranks."""
+    path = Path(directory) / f"{algorithm}.jsonl"
+    result = mpisgd(ranks, "train", "--algorithm", algorithm, "--epochs", epochs, "--seed", "0", "--quiet",
+                    "--metrics", path, *options, timeout=240)
+    assert result.returncode == 0, result.output[-3000:]
+    summary = json.loads(path.read_text().splitlines()[-1])
+    assert summary["event"] == "summary" and summary["world_size"] == ranks
+    return summary

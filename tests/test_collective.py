@@ -1,9 +1,7 @@
 """The collective family under real mpiexec: oracles, statistics, torch wrappers, accuracy."""
 
-import json
-
 import pytest
-from mpirun import assert_ok, mpisgd, run_prog
+from mpirun import assert_ok, digits_summary, run_prog
 
 ALGORITHMS = ["local", "cocod", "fda", "easgd", "lsgd"]
 
@@ -24,26 +22,11 @@ def test_torch_wrappers_and_state_dicts():
     assert_ok(run_prog(2, "torch_wrappers.py", timeout=120))
 
 
-def _final_accuracy(tmp_path, algorithm, *options):
-    path = tmp_path / f"{algorithm}.jsonl"
-    result = mpisgd(4, "train", "--algorithm", algorithm, "--epochs", "10", "--seed", "0", "--quiet",
-                    "--metrics", path, *options, timeout=240)
-    assert result.returncode == 0, result.output[-3000:]
-    summary = json.loads(path.read_text().splitlines()[-1])
-    assert summary["event"] == "summary" and summary["world_size"] == 4
-    return summary
-
-
-@pytest.fixture(scope="module")
-def sync_summary(tmp_path_factory):
-    return _final_accuracy(tmp_path_factory.mktemp("sync"), "sync")
-
-
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_digits_accuracy_close_to_sync(tmp_path, sync_summary, algorithm):
     """A CLI run on digits with 4 ranks ends within 2 points of sync at the same epochs and seed,
     while sending fewer bytes per rank."""
-    summary = _final_accuracy(tmp_path, algorithm)
+    summary = digits_summary(tmp_path, algorithm)
     assert abs(summary["final_accuracy"] - sync_summary["final_accuracy"]) <= 0.02, (
         summary["final_accuracy"], sync_summary["final_accuracy"])
     assert 0 < summary["bytes_sent"] < sync_summary["bytes_sent"]

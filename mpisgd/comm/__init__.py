@@ -5,6 +5,7 @@ from .backends import Backend, backend_for, register_backend
 from .communicator import Communicator, resolve_cuda_aware
 from .device import device_index, select_device
 from .errors import AgreementError, MPISGDError, UsageError
+from .messenger import Message, Messenger
 from .request import Completed, Request, test_all, wait_all
 from .stats import CommStats
 
@@ -15,6 +16,8 @@ __all__ = [
     "Completed",
     "Communicator",
     "MPISGDError",
+    "Message",
+    "Messenger",
     "Request",
     "UsageError",
     "backend_for",
