@@ -34,9 +34,15 @@ EASGD = _bind("EASGD", "easgd", collective.ElasticAveraging)
 LSGD = _bind("LSGD", "lsgd", collective.LeaderSGD)
 GossipSGD = _bind("GossipSGD", "gossip", gossip.GossipingSGD)
 ElasticGossipSGD = _bind("ElasticGossipSGD", "elastic-gossip", gossip.ElasticGossip)
+SwiftSGD = _bind("SwiftSGD", "swift", gossip.Swift)
+DivShareSGD = _bind("DivShareSGD", "divshare", gossip.DivShare)
+ADPSGD = _bind("ADPSGD", "adpsgd", gossip.ADPSGD)
 
 
 __all__ = [
+    "ADPSGD",
+    "DivShareSGD",
+    "SwiftSGD",
     "ALGORITHMS",
     "AgreementError",
     "Algorithm",

@@ -82,6 +82,7 @@ class Algorithm:
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
     options: ClassVar[dict] = {}
+    asynchronous: ClassVar[bool] = False  # ranks may take different numbers of steps (no collectives)
     state_buffers: ClassVar[tuple] = ()  # model-sized arrays saved (copied) by state_dict()
     state_fields: ClassVar[tuple] = ()  # small values (counters) saved by state_dict()
 

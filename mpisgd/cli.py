@@ -74,6 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
     add("--dtype", default=d.dtype, choices=["float32", "float64"], help="parameter and data precision")
     add("--device", default=d.device, choices=["auto", "cpu", "cuda"], help="auto: a GPU per rank when present")
     add("--threads", type=int, default=d.threads, help="torch threads per rank")
+    add("--time-budget", type=float, default=None,
+        help="stop training after this many seconds (asynchronous algorithms: checked every step; "
+             "the others: at evaluations)")
+    slow = train.add_argument_group("stragglers (experiments)")
+    slow.add_argument("--slow-ranks", default="", help="straggler ranks, e.g. 3 or 1,3")
+    slow.add_argument("--slow-factor", type=float, default=d.slow_factor,
+                      help="the stragglers' local steps take this many times longer")
+    slow.add_argument("--slow-link-mbps", type=float, default=None,
+                      help="the stragglers' emulated uplink in Mbit/s (asynchronous algorithms)")
     out = train.add_argument_group("output")
     out.add_argument("--metrics", default=None, help="append JSONL metrics to this file (rank 0)")
     out.add_argument("--eval-every", type=int, default=d.eval_every, help="evaluate every N epochs")
@@ -113,7 +122,8 @@ def config_from_args(args) -> TrainConfig:
              if getattr(args, k) is not None}
     fields = {k: getattr(args, k) for k in (
         "algorithm", "model", "dataset", "epochs", "batch_size", "lr", "momentum", "weight_decay", "nesterov", "seed",
-        "partition", "hidden", "dtype", "device", "threads", "metrics", "eval_every", "log_every",
+        "partition", "hidden", "dtype", "device", "threads", "time_budget", "slow_ranks", "slow_factor",
+        "slow_link_mbps", "metrics", "eval_every", "log_every",
         "target_accuracy", "stop_at_target", "quiet", "progress")}
     return TrainConfig(**fields, data_options=sizes, algorithm_options=options)
 

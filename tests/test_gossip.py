@@ -14,7 +14,12 @@ def test_gossip_and_elastic_gossip_oracles(ranks):
     assert_ok(run_prog(ranks, "gossip_oracle.py"))
 
 
-@pytest.mark.parametrize("algorithm", ["gossip", "elastic-gossip"])
+@pytest.mark.parametrize("ranks", [1, 2, 4])
+def test_swift_divshare_adpsgd_oracles(ranks):
+    assert_ok(run_prog(ranks, "async_oracles.py", timeout=120))
+
+
+@pytest.mark.parametrize("algorithm", ["gossip", "elastic-gossip", "swift", "divshare", "adpsgd"])
 def test_digits_accuracy_close_to_sync(tmp_path, sync_summary, algorithm):
     """A CLI run on digits with 4 ranks ends within 3 points of sync at the same epochs and seed."""
     summary = digits_summary(tmp_path, algorithm)
@@ -27,3 +32,16 @@ def test_directed_topology_is_refused(tmp_path):
 
     result = mpisgd(2, "train", "--algorithm", "gossip", "--topology", "exponential", "--quiet")
     assert result.returncode == 2 and "is directed" in result.stderr, result.output[-2000:]
+
+
+@pytest.mark.parametrize("algorithm", ["swift", "divshare", "adpsgd"])
+def test_straggler_and_time_budget_end_cleanly(tmp_path, algorithm):
+    """One slow rank (compute and uplink), a time budget: no deadlock, no leftover message
+    (the exit protocol checks), and per-rank delivery and staleness in the summary."""
+    summary = digits_summary(tmp_path, algorithm, "--time-budget", "3", "--slow-ranks", "3",
+                             "--slow-factor", "3", "--slow-link-mbps", "20", epochs=100)
+    assert summary["wall_s"] < 60
+    assert len(summary["delivery_per_rank"]) == 4 and len(summary["staleness_per_rank"]) == 4
+    delivered = [d for d in summary["delivery_per_rank"] if d is not None]
+    assert delivered and all(0 <= d <= 1 for d in delivered)
+    assert summary["final_accuracy"] > 0.5

@@ -50,8 +50,11 @@ class Messenger:
         self.queue = collections.OrderedDict()  # (peer, tag) -> data, oldest first
         self.in_flight = collections.defaultdict(list)  # peer -> [(request, data)]
         self.transmitting = None  # (peer, tag, data, done_at) on the emulated slow link
-        self.sent_to = np.zeros(comm.size, dtype=np.int64)
+        self.sent_to = np.zeros(comm.size, dtype=np.int64)  # posted
+        self.meant_for = np.zeros(comm.size, dtype=np.int64)  # queued by the algorithm (incl. replaced, dropped)
         self.received_from = np.zeros(comm.size, dtype=np.int64)
+        self.arrived_before_close = None
+        self.expected = None  # after close(): messages each peer meant for this rank
         self.dropped = 0
         self.closed = False
 
@@ -68,6 +71,7 @@ class Messenger:
         if self.closed:
             raise MPISGDError("send() after close()")
         key = (peer, tag)
+        self.meant_for[peer] += 1
         if key in self.queue:
             self.dropped += 1
         self.queue[key] = self.pack(payload, header)
@@ -170,11 +174,19 @@ class Messenger:
             out[peer] = Message(peer, tag, data[:cut], data[cut:])
         return out
 
+    def delivery(self):
+        """After close(): the fraction of the messages peers queued for this rank that arrived
+        before it started leaving (None before close, or when nothing was meant for it)."""
+        if self.expected is None or self.expected.sum() == 0:
+            return None
+        return float(self.arrived_before_close.sum() / self.expected.sum())
+
     # -- the exit protocol ---------------------------------------------------
-    def close(self, serve=None, timeout: float = 120.0) -> int:
+    def close(self, serve=None, timeout: float = 120.0, drop_queued: bool = True) -> int:
         """Leave cleanly; collective over the communicator. Returns how many messages were drained.
 
-        1. Drop what is still queued, complete this rank's posted sends,
+        1. Drop what is still queued (unless ``drop_queued=False``: answers
+           a peer waits for must be delivered), complete this rank's sends,
            handling arriving messages meanwhile with ``serve(message)`` (a
            passive AD-PSGD worker still answers; others may just discard).
         2. A non-blocking barrier, still serving, so nobody blocks while a
@@ -185,7 +197,9 @@ class Messenger:
         """
         start = time.perf_counter()
         deadline, progress_before = start + timeout, self.comm.stats.progress_s
-        self.drop_queued()
+        self.arrived_before_close = self.received_from.copy()
+        if drop_queued:
+            self.drop_queued()
         drained = 0
 
         def serve_arrivals():
@@ -205,9 +219,11 @@ class Messenger:
             serve_arrivals()
         while self.pending():  # answers given while waiting in the barrier
             serve_arrivals()
-        expected = np.zeros_like(self.sent_to)
-        self.mpi.Alltoall(self.sent_to, expected)
-        while np.any(self.received_from < expected):
+        counts = np.stack([self.sent_to, self.meant_for], axis=1)
+        received = np.zeros_like(counts)
+        self.mpi.Alltoall(counts, received)
+        self.expected = received[:, 1]
+        while np.any(self.received_from < received[:, 0]):
             serve_arrivals()
         self.closed = True
         elapsed = time.perf_counter() - start

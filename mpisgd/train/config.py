@@ -31,6 +31,10 @@ class TrainConfig:
     dtype: str = "float32"
     device: str = "auto"
     threads: int = 1
+    time_budget: Optional[float] = None  # seconds of training (checked every step by asynchronous algorithms)
+    slow_ranks: str = ""  # "R[,R...]": straggler ranks
+    slow_factor: float = 1.0  # their local steps take this many times longer
+    slow_link_mbps: Optional[float] = None  # their uplink, Mbit/s (asynchronous algorithms)
     data_options: dict = field(default_factory=dict)  # samples, features, classes, users, items
     algorithm_options: dict = field(default_factory=dict)
 
@@ -53,8 +57,21 @@ class TrainConfig:
              f"--target-accuracy must be in (0, 1], got {self.target_accuracy}"),
             (not self.stop_at_target or self.target_accuracy is not None,
              "--stop-at-target needs --target-accuracy"),
+            (self.time_budget is None or self.time_budget > 0, f"--time-budget must be positive, got {self.time_budget}"),
+            (self.slow_factor >= 1, f"--slow-factor must be at least 1, got {self.slow_factor}"),
+            (self.slow_link_mbps is None or self.slow_link_mbps > 0,
+             f"--slow-link-mbps must be positive, got {self.slow_link_mbps}"),
+            ((self.slow_factor == 1 and self.slow_link_mbps is None) or self.slow_ranks,
+             "--slow-factor and --slow-link-mbps need --slow-ranks"),
         ]
         for ok, message in checks:
             if not ok:
                 raise UsageError(message)
         parse_partition(self.partition)
+        self.slow_rank_list()
+
+    def slow_rank_list(self) -> list:
+        try:
+            return sorted({int(r) for r in self.slow_ranks.split(",") if r.strip()})
+        except ValueError:
+            raise UsageError(f"--slow-ranks must be rank numbers separated by commas, got {self.slow_ranks!r}") from None

@@ -9,7 +9,12 @@ uneven non-IID shards never leave a rank waiting in a collective).
 Evaluation: each rank evaluates its *own* model on its slice of the test
 set and the counts are summed, so for algorithms whose ranks hold identical
 models (sync) this is the model's accuracy on the whole test set, and for
-the others the mean accuracy of the local models. For ratings data the
+the others the mean accuracy of the local models. Asynchronous algorithms
+never wait for each other mid-run: there every rank evaluates its own model
+on the whole test set and the records (written by rank 0) are rank 0's;
+the final evaluation, after ``finish()`` (exit protocol and one average),
+is the common model's. A ``--time-budget`` is checked every step by
+asynchronous ranks and at evaluations (agreed by all ranks) otherwise. For ratings data the
 "accuracy" is the fraction of predictions within half a star; the RMSE is
 recorded too.
 """
@@ -22,6 +27,7 @@ import time
 import numpy as np
 import torch
 
+from ..algorithm import get_algorithm
 from ..comm import Communicator, UsageError, select_device
 from ..optimizer import DistributedOptimizer
 from .data import load_dataset
@@ -93,10 +99,14 @@ def _setup(config, harness):
                                 algorithm=config.algorithm)
         data = load_dataset(config.dataset, seed=config.seed, **config.data_options)
         shard = partition(data.y_train, harness.size, config.partition, config.seed)[harness.rank]
-        test = np.array_split(np.arange(len(data.y_test)), harness.size)[harness.rank]
+        options = _algorithm_options(config, harness)
+        if get_algorithm(config.algorithm).asynchronous:
+            test = np.arange(len(data.y_test))  # every rank evaluates its own model on the whole test set
+        else:
+            test = np.array_split(np.arange(len(data.y_test)), harness.size)[harness.rank]
         device = select_device(harness, config.device)
         model = build_model(config.model, data.info, hidden=config.hidden, seed=config.seed, dtype=dtype).to(device)
-        state = dict(dtype=dtype, metrics=metrics, info=data.info, device=device, model=model,
+        state = dict(options=options, dtype=dtype, metrics=metrics, info=data.info, device=device, model=model,
                      train=_tensors(data.x_train[shard], data.y_train[shard], dtype, device),
                      test=_tensors(data.x_test[test], data.y_test[test], dtype, device))
     except (ValueError, OSError, RuntimeError) as error:  # UsageError is a ValueError
@@ -115,6 +125,28 @@ def run(config, comm=None) -> dict:
         harness.free()
 
 
+def _algorithm_options(config, harness) -> dict:
+    """The algorithm's options, plus this rank's emulated slow uplink when it is a straggler."""
+    options = dict(config.algorithm_options)
+    slow = config.slow_rank_list()
+    if any(r >= harness.size for r in slow):
+        raise UsageError(f"--slow-ranks {config.slow_ranks} names a rank outside 0..{harness.size - 1}")
+    if config.slow_link_mbps is not None:
+        if "slow_link" not in get_algorithm(config.algorithm).options:
+            raise UsageError("--slow-link-mbps works with the asynchronous algorithms (swift, divshare, adpsgd)")
+        if harness.rank in slow:
+            options["slow_link"] = 8.0 / (config.slow_link_mbps * 1e6)  # seconds per byte
+    return options
+
+
+def _slow_down(dist, seconds: float) -> None:
+    """A straggler's extra compute time: sleep (like a busy GPU), keeping messages moving."""
+    end = time.perf_counter() + seconds
+    while (left := end - time.perf_counter()) > 0:
+        time.sleep(min(left, 0.002))
+        dist.progress()
+
+
 def _train(config, harness, comm):
     s = _setup(config, harness)
     model, info, metrics = s["model"], s["info"], s["metrics"]
@@ -123,7 +155,9 @@ def _train(config, harness, comm):
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay, nesterov=config.nesterov)
     names = [name for name, _ in model.named_parameters()]
-    dist = DistributedOptimizer(optimizer, config.algorithm, comm=comm, names=names, **config.algorithm_options)
+    dist = DistributedOptimizer(optimizer, config.algorithm, comm=comm, names=names, **s["options"])
+    asynchronous = dist.algorithm.asynchronous
+    straggler = harness.rank in config.slow_rank_list() and config.slow_factor > 1
     rank0 = harness.rank == 0
     log.info("device %s, %d training samples in this shard, %d parameters, MPI thread level %d",
              s["device"], len(y_train), dist.flat.numel, harness.thread_level)
@@ -133,43 +167,61 @@ def _train(config, harness, comm):
     bar = _progress(config.epochs * steps_per_epoch, show_bar)
     say = (bar.write if bar else print) if rank0 and not config.quiet else (lambda *_: None)
     metrics.record("start", config=_public(config), n_train=info.n_train, n_test=info.n_test,
-                   params=dist.flat.numel, steps_per_epoch=steps_per_epoch, device=s["device"])
+                   params=dist.flat.numel, steps_per_epoch=steps_per_epoch, device=s["device"],
+                   asynchronous=asynchronous)
 
     start = time.perf_counter()
-    reached_at, history, step, last = None, [], 0, None
+    budget = config.time_budget if config.time_budget is not None else math.inf
+    reached_at, step, last, stopping, evaluated_final = None, 0, None, False, False
     for epoch in range(1, config.epochs + 1):
-        loss_sum = 0.0
+        loss_sum, taken = 0.0, 0
         for _ in range(steps_per_epoch):
+            if asynchronous and time.perf_counter() - start > budget:
+                stopping = True  # each asynchronous rank stops on its own; finish() gathers them
+                break
+            began = time.perf_counter()
             index = torch.from_numpy(sampler.next()).to(x_train.device)
             dist.zero_grad()
             loss = _loss(info.task, model(x_train[index]), y_train[index])
             loss.backward()
             dist.step()
-            step += 1
+            step, taken = step + 1, taken + 1
             loss_value = loss.item()
             dist.report_loss(loss_value)
             loss_sum += loss_value
+            if straggler:
+                _slow_down(dist, (time.perf_counter() - began) * (config.slow_factor - 1))
             if bar:
                 bar.update(1)
             if config.log_every and step % config.log_every == 0:
                 metrics.record("step", step=step, epoch=epoch, wall_s=time.perf_counter() - start,
                                loss=loss_value, **_comm_fields(dist))
-        if epoch % config.eval_every and epoch != config.epochs:
+        final = stopping or epoch == config.epochs
+        if not final and epoch % config.eval_every:
             continue
-        if epoch == config.epochs:
+        if final:
             dist.finish()
-        totals = np.concatenate([_evaluate(model, info.task, x_test, y_test), [loss_sum, steps_per_epoch]])
-        harness.allreduce(totals)
+        over = float(not asynchronous and time.perf_counter() - start > budget)  # agreed by the all-reduce
+        totals = np.concatenate([_evaluate(model, info.task, x_test, y_test), [loss_sum, max(taken, 1), over]])
+        if final or not asynchronous:  # asynchronous ranks never wait for each other mid-run
+            harness.allreduce(totals)
         wall = time.perf_counter() - start
-        last = _epoch_record(info.task, totals, epoch, step, wall)
+        last = _epoch_record(info.task, totals[:-1], epoch, step, wall)
         if reached_at is None and config.target_accuracy is not None and last["accuracy"] >= config.target_accuracy:
             reached_at = wall
-        history.append(last)
         metrics.record("epoch", **last, **_comm_fields(dist))
         say(format_epoch(last, config.epochs))
-        if config.stop_at_target and reached_at is not None:
-            dist.finish()
+        evaluated_final = final
+        stopping = stopping or totals[-1] > 0 or (config.stop_at_target and reached_at is not None)
+        if stopping:
             break
+    if not evaluated_final:  # stopped early at an evaluation: finish, then measure the final model
+        dist.finish()
+        totals = np.concatenate([_evaluate(model, info.task, x_test, y_test), [0.0, 1.0, 0.0]])
+        harness.allreduce(totals)  # the same shape as the in-loop final evaluation
+        last = {**_epoch_record(info.task, totals[:-1], last["epoch"], step, time.perf_counter() - start),
+                "loss": last["loss"]}
+        metrics.record("epoch", **last, **_comm_fields(dist))
 
     stats = harness.allgather_object(dist.statistics())
     summary = summarize(config, harness.size, last, time.perf_counter() - start, reached_at, stats)

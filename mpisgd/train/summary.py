@@ -24,6 +24,9 @@ def summarize(config, world_size, last, wall, reached_at, stats) -> dict:
         "target_accuracy": config.target_accuracy,
         "time_to_accuracy_s": reached_at,
     }
+    for key in ("staleness", "step_lag", "delivery", "messages_dropped", "syncs", "gossips", "averages"):
+        if key in stats[0]:  # algorithm-specific statistics, one value per rank
+            summary[f"{key}_per_rank"] = [s.get(key) for s in stats]
     if last and "rmse" in last:
         summary["final_rmse"] = last["rmse"]
     return summary

@@ -1,0 +1,103 @@
+"""DivShare: asynchronous decentralized learning with model fragments (Biswas et al., WWW'25).
+
+The flat model's indices are split into ``fragments`` (Ω) parts by one random
+permutation drawn from a seed every rank shares, so a receiver knows a
+fragment's indices from its id alone (``tag = FRAGMENT + id``). Every
+``local_steps`` (H) steps each rank
+
+1. drops its queued, not yet sent fragments (``drop_stale``: stale models
+   are never sent late);
+2. for each fragment, picks ``peers`` (J) random neighbours and queues the
+   fragment's current values for them (in a shuffled order); the outbox
+   sends them while training continues;
+3. averages per coordinate with the newest copy of each (sender, fragment)
+   that has arrived: ``x[k] <- (x[k] + sum of copies covering k) / (1 + #copies covering k)``.
+
+Ω = 1 and J = p - 1 with every fragment delivered before aggregation is
+exact model averaging. Differences from the artifact: the permutation is of
+the whole flat vector (the artifact permutes each tensor and takes the union
+of the parts; both give fragments of equal size whose indices a receiver can
+rebuild), and the local optimizer's state is kept (the artifact recreates it
+every iteration by default).
+"""
+
+import hashlib
+
+import numpy as np
+
+from ..algorithm import Option, positive, register
+from ..comm import Messenger, UsageError, tags
+from .asynchronous import AsyncGossip
+
+
+def fragment_indices(numel: int, fragments: int, seed: int) -> list:
+    """Ω index arrays that partition ``range(numel)``; equal sizes, the last takes the remainder."""
+    order = np.random.default_rng(seed).permutation(numel)
+    size = numel // fragments
+    cuts = [size * f for f in range(1, fragments)]
+    return [np.sort(part) for part in np.split(order, cuts)]
+
+
+@register
+class DivShare(AsyncGossip):
+    name = "divshare"
+    summary = "DivShare: model fragments sent to random peers in parallel with training"
+    options = {**AsyncGossip.options,
+               "fragments": Option(1, "fragments of the model (Omega)", positive),
+               "peers": Option(3, "random neighbours each fragment goes to (J; capped at the degree)", positive),
+               "local_steps": Option(1, "local steps between sharing rounds (H)", positive),
+               "drop_stale": Option(True, "drop fragments still queued from the previous round")}
+    max_in_flight = 4
+
+    def __init__(self, flat, *, comm=None, **options):
+        super().__init__(flat, comm=comm, **options)
+        if self.fragments > min(self.flat.numel, tags.MAX_FRAGMENTS):
+            raise UsageError(f"{self.fragments} fragments for {self.flat.numel} parameters")
+        self.indices = fragment_indices(self.flat.numel, self.fragments, self.gossip_seed)
+        self.inbox = {}  # (sender, tag) -> newest Message
+
+    def fingerprint(self) -> str:
+        """A hash of the fragment indices (identical on every rank for the same seed)."""
+        digest = hashlib.sha256()
+        for part in self.indices:
+            digest.update(part.tobytes())
+        return digest.hexdigest()
+
+    def share(self) -> None:
+        """Queue every fragment for J random neighbours (dropping last round's stale ones)."""
+        if self.drop_stale:
+            self.messenger.drop_queued()
+        neighbours = self.neighbours()
+        if not neighbours:
+            return
+        model = self.model_to_host()
+        count = min(self.peers, len(neighbours))
+        jobs = [(int(peer), f) for f in range(self.fragments)
+                for peer in self.rng.choice(neighbours, size=count, replace=False)]
+        for position in self.rng.permutation(len(jobs)):
+            peer, f = jobs[position]
+            self.messenger.send(peer, tags.fragment_tag(f), model[self.indices[f]], header=self.stamp())
+
+    def aggregate(self) -> None:
+        """Average per coordinate with the newest fragment copies that have arrived."""
+        self.inbox.update(Messenger.newest(self.messenger.receive()))
+        if not self.inbox:
+            return
+        total = self.model_to_host().copy()
+        count = np.ones(len(total))
+        for (_, tag), message in self.inbox.items():
+            index = self.indices[tag - tags.FRAGMENT]
+            total[index] += message.data
+            count[index] += 1
+        np.divide(total, count, out=self.host)
+        self.host_to_model()
+        self.note_staleness(self.inbox.values())
+        self.inbox.clear()
+
+    def after_step(self) -> None:
+        super().after_step()
+        if self.steps % self.local_steps == 0:
+            self.share()
+            self.aggregate()
+        else:
+            self.progress()

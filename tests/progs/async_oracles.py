@@ -1,0 +1,109 @@
+"""Swift, DivShare and AD-PSGD oracles (ALGORITHMS.md §6.2, §7, §8.4) on numpy vectors, without torch."""
+
+import time
+
+import numpy as np
+from _common import done, gather, no_torch, world
+from mpi4py import MPI
+
+from mpisgd import FlatParams
+from mpisgd.comm import Messenger
+from mpisgd.gossip import ADPSGD, DivShare, Swift, fragment_indices
+
+comm = world()
+p, rank = comm.size, comm.rank
+
+
+def start(seed):
+    return np.random.default_rng(seed * 100 + rank).standard_normal(40)
+
+
+def wait_for(algorithm, count):
+    """Receive until `count` newest (sender, tag) messages are in hand (a test-only synchronization)."""
+    inbox, deadline = {}, time.time() + 30
+    while len(inbox) < count:
+        assert time.time() < deadline, f"only {len(inbox)} of {count} messages arrived"
+        algorithm.progress()
+        inbox.update(Messenger.newest(algorithm.messenger.receive()))
+    return inbox
+
+
+def leave_cleanly(algorithm):
+    algorithm.leave()
+    assert not algorithm.messenger.mpi.Iprobe(source=MPI.ANY_SOURCE, tag=MPI.ANY_TAG), "a message was left behind"
+
+
+# DivShare 1: the fragments partition the indices, equal sizes but the last, identical on every rank
+parts = fragment_indices(103, 4, seed=9)
+assert sorted(np.concatenate(parts).tolist()) == list(range(103))
+assert [len(q) for q in parts] == [25, 25, 25, 28]
+x = start(1)
+divshare = DivShare(FlatParams(x), comm=comm, fragments=5, peers=2)
+assert len(set(comm.allgather(divshare.fingerprint()))) == 1
+
+# DivShare 2: one fragment to every other rank, all delivered before aggregating = exact averaging
+x = start(2)
+mean = gather(comm, x).mean(axis=0)
+exact = DivShare(FlatParams(x), comm=comm, fragments=1, peers=max(p - 1, 1))
+exact.share()
+exact.inbox.update(wait_for(exact, p - 1))
+exact.aggregate()
+assert np.abs(x - mean).max() < 1e-12
+leave_cleanly(exact)
+
+# DivShare 3: aggregation is a per-coordinate convex combination of the copies
+x = start(3)
+low, high = gather(comm, x).min(axis=0), gather(comm, x).max(axis=0)
+for _ in range(20):
+    divshare.share()
+    divshare.aggregate()
+    assert np.all(x >= low - 1e-12) and np.all(x <= high + 1e-12)
+leave_cleanly(divshare)
+
+# DivShare 4 and Swift: learning rate 0, repeated rounds: the models reach a consensus
+for algorithm_class, options in ((DivShare, {"fragments": 4, "peers": 2}), (Swift, {})):
+    x = start(4)
+    spread = np.ptp(gather(comm, x), axis=0).max()
+    algorithm = algorithm_class(FlatParams(x), comm=comm, **options)
+    for _ in range(300):
+        algorithm.before_step()
+        algorithm.after_step()
+        comm.Barrier()  # the test keeps the ranks in step (the algorithms themselves never wait)
+    leave_cleanly(algorithm)
+    if algorithm_class is Swift:
+        weights = algorithm.last_weights
+        assert abs(sum(weights.values()) - 1.0) < 1e-12 and min(weights.values()) >= 0, weights
+    stats = algorithm.statistics()
+    assert stats["delivery"] is None or 0 < stats["delivery"] <= 1, stats
+    after = np.ptp(gather(comm, x), axis=0).max()
+    assert p == 1 or after < 1e-3 * spread, (algorithm_class.name, spread, after)
+
+# Swift 5: weights sum to one; with every neighbour's model delivered the average is W x
+x = start(5)
+models = gather(comm, x)
+swift = Swift(FlatParams(x), comm=comm)
+for peer in swift.neighbours():
+    swift.messenger.send(peer, 1, swift.model_to_host(), header=swift.stamp())
+arrived = wait_for(swift, len(swift.neighbours()))
+swift.messenger.receive = lambda **_: list(arrived.values())  # test-only: the delivered models
+swift.average()
+expected = models.mean(axis=0)  # full graph, uniform weights 1/p
+assert np.abs(x - expected).max() < 1e-12 and abs(sum(swift.last_weights.values()) - 1) < 1e-12
+del swift.messenger.receive
+leave_cleanly(swift)
+
+# AD-PSGD 6: atomic pairwise averages keep the sum of the models; lr 0: consensus on the initial mean
+x = start(6)
+total = gather(comm, x).sum(axis=0)
+adpsgd = ADPSGD(FlatParams(x), comm=comm)
+for _ in range(200):
+    adpsgd.before_step()
+    adpsgd.after_step()
+leave_cleanly(adpsgd)
+models = gather(comm, x)
+assert np.abs(models.sum(axis=0) - total).max() < 1e-10
+if p > 1:
+    assert adpsgd.statistics()["averages"] > 0
+    assert np.ptp(models, axis=0).max() < 1e-3 * np.ptp(gather(comm, start(6)), axis=0).max()
+no_torch()
+done(comm)
