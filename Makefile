@@ -31,10 +31,11 @@ demo: install
 test: install
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q tests
 
-# The benchmarks of docs/benchmarks.md (about 1-2 minutes); each prints JSON.
+# The benchmarks of docs/benchmarks.md (about 2 minutes); each prints JSON.
 bench: install
 	OMP_NUM_THREADS=1 $(PY) -m mpisgd.bench allreduce --json runs/bench-allreduce.json
 	OMP_NUM_THREADS=1 $(PY) -m mpisgd.bench sync --json runs/bench-sync.json
+	OMP_NUM_THREADS=1 $(PY) -m mpisgd.bench overlap --json runs/bench-overlap.json
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

@@ -93,6 +93,39 @@ def test_sync_smoke(tmp_path):
         assert all(d <= limit for d in agreement["max_abs_diff_across_ranks"].values()), agreement
 
 
+def test_overlap_smoke(tmp_path):
+    path = tmp_path / "overlap.json"
+    report = load_report(path, *run_bench("overlap", "--quick", "--ranks", RANKS, "--json", path))
+    assert report["benchmark"] == "overlap"
+    assert set(report["ratios"]) == {"iter_sync_over_cocod", "tta_sync_over_cocod",
+                                     "iter_local_over_cocod", "tta_local_over_cocod"}
+    for key, value in report["ratios"].items():  # tta: null only when a target was not reached
+        assert positive(value) or (value is None and key.startswith("tta_")), (key, value)
+    config = report["config"]
+    assert config["period"] == 4 and config["repeats"] >= 2 and config["ranks"] == RANKS
+    assert set(report["results"]) == {"sync", "local", "cocod"}
+    for name, entry in report["results"].items():
+        for key in ("iter_s", "wall_per_iter_s", "train_s", "wall_s", "bytes_sent", "final_accuracy"):
+            assert positive(entry[key]), (name, key, entry[key])
+        for key in ("comm_wait_s", "comm_progress_s"):
+            assert entry[key] >= 0, (name, key)
+        assert entry["iter_s"] <= entry["wall_per_iter_s"]  # evaluations excluded
+        assert entry["time_to_accuracy_s"] is None or positive(entry["time_to_accuracy_s"])
+        assert len(entry["runs"]) == config["repeats"]
+        assert entry["steps"] == config["epochs"] * config["steps_per_epoch"]
+    bytes_sent = {name: entry["bytes_sent"] for name, entry in report["results"].items()}
+    assert bytes_sent["local"] < bytes_sent["sync"] and bytes_sent["cocod"] < bytes_sent["sync"]
+
+
+@pytest.mark.parametrize("flag, value", [("--network", "1gbit,1ms"), ("--straggler", "node1:100mbit,5ms")])
+def test_overlap_emulated_cluster_not_available(flag, value):
+    """The emulated-cluster flags stop with status 2 and a message, before anything is launched."""
+    code, stdout, stderr = run_bench("overlap", flag, value, timeout=60)
+    assert code == 2 and stdout == ""
+    assert "the emulated-cluster harness (issue 5)" in stderr and "not available yet" in stderr, stderr
+    assert "[mpisgd.bench]" not in stderr  # no training started
+
+
 def test_world_size_mismatch_is_an_error():
     """A job whose world is smaller than --ranks (launcher/library mismatch) must refuse to run."""
     code, stdout, stderr = run_bench("allreduce", "--quick", "--ranks", RANKS, timeout=60,

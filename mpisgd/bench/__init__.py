@@ -8,14 +8,17 @@ for mpisgd)::
 
     python -m mpisgd.bench allreduce --json runs/bench-allreduce.json
     python -m mpisgd.bench sync --json runs/bench-sync.json
+    python -m mpisgd.bench overlap --json runs/bench-overlap.json
 
 ``allreduce``  :class:`mpisgd.collective.BucketedAllReduce` against one raw
                ``MPI.Allreduce`` of the same bytes (:mod:`.allreduce`).
 ``sync``       training steps/s of :class:`mpisgd.SyncSGD` against a
                hand-written all-reduce loop and torch DDP on gloo (:mod:`.sync`).
+``overlap``    sync, Local SGD and CoCoD-SGD in the real training loop: time
+               per iteration, time blocked, bytes, time to accuracy (:mod:`.overlap`).
 
 Typed in a plain shell, the command re-launches itself under ``mpiexec``
 (:mod:`.launch`). See docs/benchmarks.md for the measured figures.
 """
 
-BENCHMARK_NAMES = ("allreduce", "sync")
+BENCHMARK_NAMES = ("allreduce", "sync", "overlap")
