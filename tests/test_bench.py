@@ -126,6 +126,63 @@ def test_overlap_emulated_cluster_not_available(flag, value):
     assert "[mpisgd.bench]" not in stderr  # no training started
 
 
+def test_stragglers_smoke(tmp_path):
+    path = tmp_path / "stragglers.json"
+    report = load_report(path, *run_bench("stragglers", "--quick", "--ranks", RANKS, "--slow-ranks", RANKS - 1,
+                                          "--json", path))
+    assert report["benchmark"] == "stragglers"
+    assert set(report["ratios"]) == {"tta_adpsgd_over_divshare", "tta_swift_over_divshare"}
+    for key, value in report["ratios"].items():  # null only when a target was not reached
+        assert value is None or positive(value), (key, value)
+    config = report["config"]
+    assert config["ranks"] == RANKS and config["slow_ranks"] == str(RANKS - 1) and config["repeats"] >= 2
+    assert config["slow_factor"] == 4.0 and config["slow_link_mbps"] == 5.0 and positive(config["time_budget"])
+    assert set(report["results"]) == {"divshare", "adpsgd", "swift"}
+    for name, entry in report["results"].items():
+        for key in ("wall_s", "bytes_sent", "final_accuracy", "steps", "delivery", "staleness_s"):
+            assert positive(entry[key]), (name, key, entry[key])
+        assert 0 < entry["delivery"] <= 1, (name, entry["delivery"])
+        assert entry["time_to_accuracy_s"] is None or positive(entry["time_to_accuracy_s"])
+        assert len(entry["runs"]) == config["repeats"]
+        for run in entry["runs"]:
+            assert len(run["delivery_per_rank"]) == RANKS and len(run["staleness_per_rank"]) == RANKS
+        assert entry["epochs"] < config["epochs"]  # the time budget, not the epochs, ended the runs
+
+
+def test_gossip_smoke(tmp_path):
+    path = tmp_path / "gossip.json"
+    report = load_report(path, *run_bench("gossip", "--quick", "--ranks", RANKS, "--json", path))
+    assert report["benchmark"] == "gossip"
+    variants = ("elastic_gossip", "gossip", "elastic_gossip_sparse", "gossip_sparse")
+    assert set(report["ratios"]) == ({f"bytes_sync_over_{v}" for v in variants}
+                                     | {f"accuracy_{v}_minus_sync" for v in variants})
+    for key, value in report["ratios"].items():
+        if key.startswith("bytes_"):
+            assert positive(value), (key, value)
+        else:
+            assert -1 <= value <= 1, (key, value)
+    results = report["results"]
+    config = report["config"]
+    assert set(results) == {"sync", "elastic-gossip", "gossip", "elastic-gossip-sparse", "gossip-sparse"}
+    for name, entry in results.items():
+        for key in ("wall_s", "bytes_sent", "final_accuracy"):
+            assert positive(entry[key]), (name, key, entry[key])
+        assert entry["epochs"] == config["epochs"] and len(entry["runs"]) == config["repeats"]
+    assert results["gossip-sparse"]["options"]["gossip_prob"] == 0.25
+    # sparser gossip sends fewer bytes than the same algorithm's defaults
+    assert results["gossip-sparse"]["bytes_sent"] < results["gossip"]["bytes_sent"]
+    assert results["elastic-gossip-sparse"]["bytes_sent"] < results["elastic-gossip"]["bytes_sent"]
+
+
+@pytest.mark.parametrize("flag, value", [("--network", "1gbit,1ms"), ("--straggler", "node1:100mbit,5ms")])
+def test_stragglers_emulated_cluster_not_available(flag, value):
+    """stragglers accepts the emulated-cluster flags like overlap: status 2 before anything is launched."""
+    code, stdout, stderr = run_bench("stragglers", flag, value, timeout=60)
+    assert code == 2 and stdout == ""
+    assert "the emulated-cluster harness (issue 5)" in stderr and "not available yet" in stderr, stderr
+    assert "[mpisgd.bench]" not in stderr  # no training started
+
+
 def test_world_size_mismatch_is_an_error():
     """A job whose world is smaller than --ranks (launcher/library mismatch) must refuse to run."""
     code, stdout, stderr = run_bench("allreduce", "--quick", "--ranks", RANKS, timeout=60,

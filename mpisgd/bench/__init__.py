@@ -9,6 +9,8 @@ for mpisgd)::
     python -m mpisgd.bench allreduce --json runs/bench-allreduce.json
     python -m mpisgd.bench sync --json runs/bench-sync.json
     python -m mpisgd.bench overlap --json runs/bench-overlap.json
+    python -m mpisgd.bench stragglers --json runs/bench-stragglers.json
+    python -m mpisgd.bench gossip --json runs/bench-gossip.json
 
 ``allreduce``  :class:`mpisgd.collective.BucketedAllReduce` against one raw
                ``MPI.Allreduce`` of the same bytes (:mod:`.allreduce`).
@@ -16,9 +18,13 @@ for mpisgd)::
                hand-written all-reduce loop and torch DDP on gloo (:mod:`.sync`).
 ``overlap``    sync, Local SGD and CoCoD-SGD in the real training loop: time
                per iteration, time blocked, bytes, time to accuracy (:mod:`.overlap`).
+``stragglers`` divshare, adpsgd and swift with one slow rank under a time budget:
+               time to accuracy, delivery, staleness (:mod:`.stragglers`).
+``gossip``     elastic-gossip, gossip (also sparser) and sync: accuracy against
+               bytes sent (:mod:`.gossip`).
 
 Typed in a plain shell, the command re-launches itself under ``mpiexec``
 (:mod:`.launch`). See docs/benchmarks.md for the measured figures.
 """
 
-BENCHMARK_NAMES = ("allreduce", "sync", "overlap")
+BENCHMARK_NAMES = ("allreduce", "sync", "overlap", "stragglers", "gossip")

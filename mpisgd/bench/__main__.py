@@ -1,4 +1,4 @@
-"""Command line: ``python -m mpisgd.bench {allreduce,sync,overlap} [--json PATH] [--ranks N] ...``.
+"""Command line: ``python -m mpisgd.bench {allreduce,sync,overlap,stragglers,gossip} [--json PATH] [--ranks N] ...``.
 
 Typed in a plain shell it re-launches itself under ``mpiexec -n RANKS``
 (see :mod:`.launch`); under an MPI launcher it runs the benchmark, and rank
@@ -9,10 +9,11 @@ import argparse
 import sys
 
 from ..comm import MPISGDError, install_abort_hook
-from . import allreduce, overlap, sync
+from . import allreduce, gossip, overlap, stragglers, sync
 from .launch import DEFAULT_RANKS, check_world, find_mpiexec, plan, relaunch
 
-BENCHMARKS = {"allreduce": allreduce, "sync": sync, "overlap": overlap}
+BENCHMARKS = {"allreduce": allreduce, "sync": sync, "overlap": overlap,
+              "stragglers": stragglers, "gossip": gossip}
 
 
 def build_parser() -> argparse.ArgumentParser:

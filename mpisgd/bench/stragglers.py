@@ -1,0 +1,158 @@
+"""DivShare, AD-PSGD and Swift with one straggler, under one time budget, in the real training loop.
+
+Every run is ``mpisgd.train.run(TrainConfig(...), comm=MPI.COMM_WORLD)``
+with the same model, data, seed, batch size, learning rate and ranks, each
+algorithm with its defaults (full topology for divshare and swift; the
+bipartite one AD-PSGD needs; DivShare's ``--fragments``, default 1), and the
+same straggler settings:
+
+``--slow-ranks 3``        the straggler ranks (default: the last rank);
+``--slow-factor 4``       their local steps take this many times longer;
+``--slow-link-mbps 5``    their uplink, emulated in mpisgd's messaging
+                          layer (messages leave one at a time, each after
+                          its transmission time; 0: none);
+``--time-budget 6``       seconds of training: every rank stops on its own
+                          when the budget is spent (``--epochs`` is large so
+                          that the budget, not the epochs, ends a run).
+
+The three algorithms train ``--repeats`` times each, interleaved in
+alternating order (divshare adpsgd swift, swift adpsgd divshare, ...)
+after one untimed 1-epoch ``sync`` run that loads the data, and
+the report keeps the medians: ``time_to_accuracy_s`` (the loop's wall time
+to the first evaluation of rank 0's own model at or above
+``--target-accuracy``; ``null`` when not reached), ``final_accuracy`` (the
+averaged model after ``finish()``), ``bytes_sent`` per rank (mean over
+ranks), ``delivery`` (mean over ranks of the fraction of the messages
+queued for a rank that arrived) and ``staleness_s`` (mean age of the
+models or fragments averaged). Ratios ``tta_adpsgd_over_divshare`` and
+``tta_swift_over_divshare`` (above 1: DivShare reaches the target sooner;
+``null`` when a target was not reached).
+
+The DivShare paper reports up to 3.9x lower time to accuracy than AD-PSGD
+with stragglers on 60 nodes and real links; here the delays are injected on
+one machine (``--network``/``--straggler`` need the emulated cluster of
+issue 5 and stop with status 2).
+"""
+
+import dataclasses
+
+from ..comm import UsageError
+from .report import progress
+from .timing import interleave
+from .training import TrainRunner, add_emulated_arguments, over, refuse_emulated, summarize_variant, warm_up
+
+SUMMARY = "divshare, adpsgd and swift with a straggler under a time budget: time to accuracy, delivery, staleness"
+GOALS = {}  # informative: injected delays on one machine, no goal
+ALGORITHMS = ("divshare", "adpsgd", "swift")
+DEFAULTS = {"time_budget": 6.0, "repeats": 3, "target_accuracy": 0.9, "epochs": 1000}
+QUICK = {"time_budget": 1.5, "repeats": 2, "target_accuracy": 0.5, "epochs": 1000}
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--model", default="mlp", help="model of mpisgd.train (default mlp)")
+    parser.add_argument("--dataset", default="digits", help="dataset of mpisgd.train (default digits)")
+    parser.add_argument("--epochs", type=int, help=f"epochs at most (default {DEFAULTS['epochs']}: the time "
+                        "budget ends the runs)")
+    parser.add_argument("--batch-size", type=int, default=32, help="samples per rank and step (default 32)")
+    parser.add_argument("--lr", type=float, default=0.05, help="SGD learning rate (momentum 0.9; default 0.05)")
+    parser.add_argument("--target-accuracy", type=float,
+                        help=f"test accuracy for the time to accuracy (default {DEFAULTS['target_accuracy']}; "
+                        f"--quick {QUICK['target_accuracy']})")
+    parser.add_argument("--repeats", type=int, help=f"runs per algorithm, interleaved (default "
+                        f"{DEFAULTS['repeats']}; --quick {QUICK['repeats']})")
+    parser.add_argument("--fragments", type=int, default=1,
+                        help="DivShare's fragments per model, Omega (default 1, mpisgd's default)")
+    straggler = parser.add_argument_group("straggler (injected by mpisgd on this machine)")
+    straggler.add_argument("--slow-ranks", help="straggler ranks, R[,R...] (default: the last rank)")
+    straggler.add_argument("--slow-factor", type=float, default=4.0,
+                           help="their local steps take this many times longer (default 4)")
+    straggler.add_argument("--slow-link-mbps", type=float, default=5.0,
+                           help="their emulated uplink in Mbit/s (default 5; 0: no emulated link)")
+    straggler.add_argument("--time-budget", type=float, help=f"seconds of training per run (default "
+                           f"{DEFAULTS['time_budget']:g}; --quick {QUICK['time_budget']:g})")
+    add_emulated_arguments(parser)
+
+
+def resolve_settings(args) -> dict:
+    refuse_emulated(args)
+    base = QUICK if args.quick else DEFAULTS
+
+    def pick(name):
+        value = getattr(args, name)
+        return base[name] if value is None else value
+
+    settings = {
+        "algorithms": list(ALGORITHMS),
+        "model": args.model, "dataset": args.dataset, "epochs": pick("epochs"),
+        "batch_size": args.batch_size, "lr": args.lr, "momentum": 0.9,
+        "target_accuracy": pick("target_accuracy"), "repeats": pick("repeats"),
+        "time_budget": pick("time_budget"),
+        "slow_ranks": args.slow_ranks,  # None: the last rank, filled in by run()
+        "slow_factor": args.slow_factor, "slow_link_mbps": args.slow_link_mbps,
+        "fragments": args.fragments, "seed": args.seed, "threads": args.threads,
+    }
+    if min(settings["epochs"], settings["repeats"], settings["batch_size"], settings["fragments"]) < 1:
+        raise UsageError("--epochs, --repeats, --batch-size and --fragments must be at least 1")
+    if settings["lr"] <= 0 or settings["time_budget"] <= 0 or settings["slow_link_mbps"] < 0:
+        raise UsageError("--lr and --time-budget must be positive and --slow-link-mbps must not be negative")
+    if settings["slow_link_mbps"] == 0:
+        settings["slow_link_mbps"] = None  # no emulated link (with --slow-factor 1: a run without straggler)
+    if settings["slow_factor"] < 1:
+        raise UsageError(f"--slow-factor must be at least 1, got {settings['slow_factor']}")
+    if not 0 < settings["target_accuracy"] <= 1:
+        raise UsageError(f"--target-accuracy must be in (0, 1], got {settings['target_accuracy']}")
+    if settings["slow_ranks"] is not None:
+        try:
+            ranks = [int(r) for r in settings["slow_ranks"].split(",") if r.strip()]
+        except ValueError:
+            raise UsageError(f"--slow-ranks must be rank numbers separated by commas, got {args.slow_ranks!r}") from None
+        if not ranks:
+            raise UsageError("--slow-ranks needs at least one rank")
+    return settings
+
+
+def train_config(settings: dict, algorithm: str):
+    from ..train import TrainConfig
+
+    return TrainConfig(
+        algorithm=algorithm, model=settings["model"], dataset=settings["dataset"], epochs=settings["epochs"],
+        batch_size=settings["batch_size"], lr=settings["lr"], momentum=settings["momentum"],
+        seed=settings["seed"], target_accuracy=settings["target_accuracy"], quiet=True, progress=False,
+        threads=settings["threads"], time_budget=settings["time_budget"], slow_ranks=settings["slow_ranks"],
+        slow_factor=settings["slow_factor"], slow_link_mbps=settings["slow_link_mbps"],
+        algorithm_options={"fragments": settings["fragments"]} if algorithm == "divshare" else {},
+    )
+
+
+def ratios_of(results: dict) -> dict:
+    """Time to accuracy of adpsgd (swift) over divshare's: above 1, divshare is faster."""
+    divshare = results["divshare"]["time_to_accuracy_s"]
+    return {f"tta_{other}_over_divshare": over(results[other]["time_to_accuracy_s"], divshare)
+            for other in ("adpsgd", "swift")}
+
+
+def run(comm, args):
+    """Run the benchmark; return (config, results, ratios)."""
+    settings = resolve_settings(args)
+    if settings["slow_ranks"] is None:
+        settings["slow_ranks"] = str(comm.Get_size() - 1)
+    train_config(settings, ALGORITHMS[0]).validate()
+    warm_up(comm, dataclasses.replace(train_config(settings, "sync"), epochs=1, time_budget=None, slow_ranks="",
+                                      slow_factor=1.0, slow_link_mbps=None))
+    runners = {name: TrainRunner(comm, name, lambda name=name: train_config(settings, name), "stragglers")
+               for name in settings["algorithms"]}
+    samples = interleave(comm, {name: runner.action for name, runner in runners.items()},
+                         rounds=settings["repeats"], warmup=0)
+    results = {name: summarize_variant(runners[name].runs, samples[name]) for name in settings["algorithms"]}
+    ratios = ratios_of(results)
+    shown = ", ".join(f"{key} {'n/a' if value is None else f'{value:.3f}'}" for key, value in ratios.items())
+    progress(comm, f"stragglers ratios (above 1: divshare reaches the target sooner): {shown}")
+    config = {
+        **settings,
+        "ranks": comm.Get_size(),
+        "order": "interleaved, alternating (divshare adpsgd swift, swift adpsgd divshare, ...); medians over repeats",
+        "time_to_accuracy_s": "the loop's wall time to the first evaluation of rank 0's model >= target",
+        "straggler_emulation": "injected by mpisgd on one machine: sleeps (slow_factor) and a paced uplink "
+                               "in the messenger (slow_link_mbps); not real slow links",
+    }
+    return config, results, ratios
