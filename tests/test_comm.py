@@ -1,6 +1,5 @@
 """The communication core under real mpiexec, and its MPI-free parts in process."""
 
-import os
 
 import numpy as np
 import pytest

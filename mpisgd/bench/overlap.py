@@ -51,17 +51,16 @@ import json
 import math
 import os
 import shutil
-import statistics
 import tempfile
 
 from ..comm import UsageError
 from .report import progress
 from .timing import interleave
+from .training import add_emulated_arguments, median_or_none, over, refuse_emulated
 
 SUMMARY = "sync, local and cocod trained side by side: time per iteration, blocked time, time to accuracy"
 GOALS = {}  # informative: no speed-up of cocod is expected where communication is nearly free
 ALGORITHMS = ("sync", "local", "cocod")
-EMULATED_CLUSTER = "the emulated-cluster harness (issue 5)"
 DEFAULTS = {"epochs": 20, "repeats": 5, "warmup_epochs": 1, "target_accuracy": 0.93}
 QUICK = {"epochs": 2, "repeats": 2, "warmup_epochs": 1, "target_accuracy": 0.5}
 FIGURES = ("iter_s", "wall_per_iter_s", "train_s", "eval_s", "wall_s", "job_s", "comm_wait_s",
@@ -85,20 +84,12 @@ def add_arguments(parser) -> None:
                         f"(default {DEFAULTS['repeats']}; --quick {QUICK['repeats']})")
     parser.add_argument("--warmup-epochs", type=int, help="epochs of the untimed warm-up run per algorithm "
                         f"(default {DEFAULTS['warmup_epochs']}; 0: none)")
-    emulated = parser.add_argument_group(f"emulated cluster (needs {EMULATED_CLUSTER}; not available yet)")
-    emulated.add_argument("--network", metavar="RATE,DELAY",
-                          help="link rate and delay of every rank, e.g. 1gbit,1ms (not available yet)")
-    emulated.add_argument("--straggler", metavar="HOST:RATE,DELAY", action="append",
-                          help="a slower link for one host (not available yet)")
+    add_emulated_arguments(parser)
 
 
 def resolve_settings(args) -> dict:
     """The run's settings from the options (``--quick`` picks other defaults); UsageError if invalid."""
-    wanted = [flag for flag, value in (("--network", args.network), ("--straggler", args.straggler)) if value]
-    if wanted:
-        raise UsageError(f"{' and '.join(wanted)} {'needs' if len(wanted) == 1 else 'need'} {EMULATED_CLUSTER}, "
-                         "which is not available yet; without these flags the benchmark runs on this "
-                         "machine's real MPI")
+    refuse_emulated(args)
     base = QUICK if args.quick else DEFAULTS
     settings = {
         "algorithms": list(ALGORITHMS),
@@ -216,13 +207,6 @@ def _seconds(value) -> str:
     return "not reached" if value is None else f"{value:.2f} s"
 
 
-def median_or_none(values):
-    """Median, a run that did not reach the target (None) counting as slower than any other; None if so."""
-    ordered = sorted(math.inf if v is None else v for v in values)
-    value = statistics.median(ordered)
-    return None if math.isinf(value) else value
-
-
 def summarize_runs(runs: list, job_seconds: list) -> dict:
     for run, seconds in zip(runs, job_seconds):
         run["job_s"] = seconds  # whole run with setup, slowest rank (timing.job_time)
@@ -234,15 +218,11 @@ def summarize_runs(runs: list, job_seconds: list) -> dict:
     return entry
 
 
-def _over(numerator, denominator):
-    return None if numerator is None or not denominator else numerator / denominator
-
-
 def ratios_of(results: dict) -> dict:
     """Time of sync (local) over time of cocod: above 1, cocod is faster."""
     cocod = results["cocod"]
     return {
-        f"{kind}_{other}_over_cocod": _over(results[other][figure], cocod[figure])
+        f"{kind}_{other}_over_cocod": over(results[other][figure], cocod[figure])
         for kind, figure in (("iter", "iter_s"), ("tta", "time_to_accuracy_s"))
         for other in ("sync", "local")
     }

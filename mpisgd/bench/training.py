@@ -1,17 +1,26 @@
-"""Shared helpers of the benchmarks that run whole trainings (``stragglers``, ``gossip``).
+"""Shared helpers of the benchmarks that run whole trainings (``overlap``, ``stragglers``, ``gossip``).
 
 One run is ``mpisgd.train.run(TrainConfig(...), comm=...)``, the loop of
 ``python -m mpisgd train``; :class:`TrainRunner` keeps the figures of every
 run of one variant, :func:`summarize_variant` takes medians over them.
-``overlap`` has its own, older copy of this machinery (its ``Runner``
-builds its TrainConfig itself) and could use this module too.
+``overlap`` shares the emulated-cluster flags, medians and ratios from here
+(its ``Runner`` builds its own TrainConfig).
 """
 
+import math
 import statistics
 
 from ..comm import UsageError
-from .overlap import EMULATED_CLUSTER, median_or_none
 from .report import progress
+
+EMULATED_CLUSTER = "the emulated-cluster harness (issue 5)"
+
+
+def median_or_none(values):
+    """Median, a run that did not reach the target (None) counting as slower than any other; None if so."""
+    ordered = sorted(math.inf if v is None else v for v in values)
+    value = statistics.median(ordered)
+    return None if math.isinf(value) else value
 
 
 def add_emulated_arguments(parser) -> None:

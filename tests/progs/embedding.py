@@ -1,7 +1,6 @@
 """Embedding: two trainings on the two halves of a split COMM_WORLD run at the same
 time, and each equals its own single-process reference (no crosstalk)."""
 
-import numpy as np
 import torch
 from _common import done, world
 
