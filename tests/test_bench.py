@@ -117,10 +117,11 @@ def test_overlap_smoke(tmp_path):
     assert bytes_sent["local"] < bytes_sent["sync"] and bytes_sent["cocod"] < bytes_sent["sync"]
 
 
+@pytest.mark.parametrize("benchmark", ["overlap", "stragglers"])
 @pytest.mark.parametrize("flag, value", [("--network", "1gbit,1ms"), ("--straggler", "node1:100mbit,5ms")])
-def test_overlap_emulated_cluster_not_available(flag, value):
+def test_emulated_cluster_not_available(benchmark, flag, value):
     """The emulated-cluster flags stop with status 2 and a message, before anything is launched."""
-    code, stdout, stderr = run_bench("overlap", flag, value, timeout=60)
+    code, stdout, stderr = run_bench(benchmark, flag, value, timeout=60)
     assert code == 2 and stdout == ""
     assert "the emulated-cluster harness (issue 5)" in stderr and "not available yet" in stderr, stderr
     assert "[mpisgd.bench]" not in stderr  # no training started
@@ -172,15 +173,6 @@ def test_gossip_smoke(tmp_path):
     # sparser gossip sends fewer bytes than the same algorithm's defaults
     assert results["gossip-sparse"]["bytes_sent"] < results["gossip"]["bytes_sent"]
     assert results["elastic-gossip-sparse"]["bytes_sent"] < results["elastic-gossip"]["bytes_sent"]
-
-
-@pytest.mark.parametrize("flag, value", [("--network", "1gbit,1ms"), ("--straggler", "node1:100mbit,5ms")])
-def test_stragglers_emulated_cluster_not_available(flag, value):
-    """stragglers accepts the emulated-cluster flags like overlap: status 2 before anything is launched."""
-    code, stdout, stderr = run_bench("stragglers", flag, value, timeout=60)
-    assert code == 2 and stdout == ""
-    assert "the emulated-cluster harness (issue 5)" in stderr and "not available yet" in stderr, stderr
-    assert "[mpisgd.bench]" not in stderr  # no training started
 
 
 def test_world_size_mismatch_is_an_error():

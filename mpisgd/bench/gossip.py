@@ -24,7 +24,7 @@ import dataclasses
 from ..comm import UsageError
 from .report import progress
 from .timing import interleave
-from .training import TrainRunner, over, summarize_variant, warm_up
+from .training import TrainRunner, add_training_arguments, over, summarize_variant, warm_up
 
 SUMMARY = "elastic-gossip, gossip and sync at the same epochs: final accuracy against bytes sent"
 GOALS = {}  # informative
@@ -33,12 +33,9 @@ QUICK = {"epochs": 2, "repeats": 1, "target_accuracy": 0.5}
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--model", default="mlp", help="model of mpisgd.train (default mlp)")
-    parser.add_argument("--dataset", default="digits", help="dataset of mpisgd.train (default digits)")
+    add_training_arguments(parser)
     parser.add_argument("--epochs", type=int, help=f"epochs per run (default {DEFAULTS['epochs']}; "
                         f"--quick {QUICK['epochs']})")
-    parser.add_argument("--batch-size", type=int, default=32, help="samples per rank and step (default 32)")
-    parser.add_argument("--lr", type=float, default=0.05, help="SGD learning rate (momentum 0.9; default 0.05)")
     parser.add_argument("--target-accuracy", type=float,
                         help=f"test accuracy for the time to accuracy (default {DEFAULTS['target_accuracy']}; "
                         f"--quick {QUICK['target_accuracy']})")

@@ -56,7 +56,7 @@ import tempfile
 from ..comm import UsageError
 from .report import progress
 from .timing import interleave
-from .training import add_emulated_arguments, median_or_none, over, refuse_emulated
+from .training import add_emulated_arguments, add_training_arguments, median_or_none, over, refuse_emulated
 
 SUMMARY = "sync, local and cocod trained side by side: time per iteration, blocked time, time to accuracy"
 GOALS = {}  # informative: no speed-up of cocod is expected where communication is nearly free
@@ -69,12 +69,9 @@ FIGURES = ("iter_s", "wall_per_iter_s", "train_s", "eval_s", "wall_s", "job_s", 
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--model", default="mlp", help="model of mpisgd.train (default mlp)")
-    parser.add_argument("--dataset", default="digits", help="dataset of mpisgd.train (default digits)")
+    add_training_arguments(parser)
     parser.add_argument("--epochs", type=int, help=f"epochs per run (default {DEFAULTS['epochs']}; "
                         f"--quick {QUICK['epochs']})")
-    parser.add_argument("--batch-size", type=int, default=32, help="samples per rank and step (default 32)")
-    parser.add_argument("--lr", type=float, default=0.05, help="SGD learning rate (momentum 0.9; default 0.05)")
     parser.add_argument("--period", type=int, default=4,
                         help="local steps between averages, for local and cocod alike (default 4)")
     parser.add_argument("--target-accuracy", type=float,

@@ -39,7 +39,8 @@ import dataclasses
 from ..comm import UsageError
 from .report import progress
 from .timing import interleave
-from .training import TrainRunner, add_emulated_arguments, over, refuse_emulated, summarize_variant, warm_up
+from .training import (TrainRunner, add_emulated_arguments, add_training_arguments,
+                       over, refuse_emulated, summarize_variant, warm_up)
 
 SUMMARY = "divshare, adpsgd and swift with a straggler under a time budget: time to accuracy, delivery, staleness"
 GOALS = {}  # informative: injected delays on one machine, no goal
@@ -49,12 +50,9 @@ QUICK = {"time_budget": 1.5, "repeats": 2, "target_accuracy": 0.5, "epochs": 100
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--model", default="mlp", help="model of mpisgd.train (default mlp)")
-    parser.add_argument("--dataset", default="digits", help="dataset of mpisgd.train (default digits)")
+    add_training_arguments(parser)
     parser.add_argument("--epochs", type=int, help=f"epochs at most (default {DEFAULTS['epochs']}: the time "
                         "budget ends the runs)")
-    parser.add_argument("--batch-size", type=int, default=32, help="samples per rank and step (default 32)")
-    parser.add_argument("--lr", type=float, default=0.05, help="SGD learning rate (momentum 0.9; default 0.05)")
     parser.add_argument("--target-accuracy", type=float,
                         help=f"test accuracy for the time to accuracy (default {DEFAULTS['target_accuracy']}; "
                         f"--quick {QUICK['target_accuracy']})")

@@ -23,6 +23,14 @@ def median_or_none(values):
     return None if math.isinf(value) else value
 
 
+def add_training_arguments(parser) -> None:
+    """``--model``, ``--dataset``, ``--batch-size`` and ``--lr`` of the training runs."""
+    parser.add_argument("--model", default="mlp", help="model of mpisgd.train (default mlp)")
+    parser.add_argument("--dataset", default="digits", help="dataset of mpisgd.train (default digits)")
+    parser.add_argument("--batch-size", type=int, default=32, help="samples per rank and step (default 32)")
+    parser.add_argument("--lr", type=float, default=0.05, help="SGD learning rate (momentum 0.9; default 0.05)")
+
+
 def add_emulated_arguments(parser) -> None:
     """``--network`` and ``--straggler``, exactly as ``overlap`` accepts them (refused until issue 5)."""
     emulated = parser.add_argument_group(f"emulated cluster (needs {EMULATED_CLUSTER}; not available yet)")
