@@ -14,7 +14,7 @@ def test_oracles_on_numpy_vectors(algorithm, ranks):
 
 
 @pytest.mark.parametrize("ranks", [2, 4])
-def test_cocod_hides_its_all_reduce(ranks):
+def test_cocod_keeps_its_all_reduce_in_flight(ranks):
     assert_ok(run_prog(ranks, "cocod_hides_comm.py", timeout=120))
 
 

@@ -1,9 +1,20 @@
-"""Statistics: CoCoD's time blocked in communication is near zero when one all-reduce
-takes less than `period` local steps; Local SGD blocks for each of its all-reduces.
+"""CoCoD keeps its all-reduce in flight across the local steps of a round.
 
-Compute is played by sleeping (like GPU work, it leaves the CPU to MPI) in 1 ms
-slices, with progress() between slices, as the torch binding does from its
-backward hooks. The model is large (16 MB) so that an all-reduce is not free.
+Deterministic checks of the mechanism (how much time that hides is a timing
+figure, measured by ``python -m mpisgd.bench overlap``, not asserted here):
+
+- each round's Iallreduce is started at the round's first step and is the
+  same request through all ``period`` local steps; only the round end
+  waits for it (merge) and starts the next one;
+- ``progress()`` between slices of local work Tests the request in flight
+  (``progress_s`` grows), and every round's all-reduce is counted;
+- Local SGD (``overlap=False``) keeps nothing in flight and blocks once per
+  round;
+- after ``finish()`` nothing is in flight and every rank holds one model.
+
+Compute is played by sleeping in slices with progress() between them, as the
+torch binding does from its backward hooks. The time each variant spent
+blocked is printed for information only.
 """
 
 import time
@@ -15,32 +26,46 @@ from mpisgd import FlatParams
 from mpisgd.collective import CoCoD, PeriodicAveraging
 
 comm = world()
-numel, period, rounds, step_s = 2_000_000, 4, 6, 0.02
+numel, period, rounds, step_s = 200_000, 4, 6, 0.005
 
 
 def train(algorithm_class, **options):
     x = np.zeros(numel)
     algorithm = algorithm_class(FlatParams(x), comm=comm, period=period, **options)
+    in_flight = getattr(algorithm, "request", None)
+    before = algorithm.statistics()
     comm.Barrier()
-    for _ in range(period * rounds):
+    for step in range(1, period * rounds + 1):
         end = time.perf_counter() + step_s
         while time.perf_counter() < end:  # the local step
             time.sleep(0.001)
             algorithm.progress()
-        x += 1.0
+        x += 1.0 + comm.rank  # ranks drift apart between averages
         algorithm.after_step()
-    stats = algorithm.statistics()  # the rounds only (finish() ends with one blocking average)
+        request = getattr(algorithm, "request", None)
+        if in_flight is None:  # Local SGD: nothing is ever in flight
+            assert request is None, step
+        elif step % period:  # inside a round: the same all-reduce is still in flight
+            assert request is in_flight, step
+        else:  # round end: merged, and the next all-reduce started
+            assert request is not None and request is not in_flight and not request.done, step
+            in_flight = request
+    stats = {key: value - before[key] for key, value in algorithm.statistics().items()}
+    if in_flight is not None:
+        assert stats["progress_s"] > 0  # Test() ran on the request in flight
+    assert stats["calls"] == rounds, stats  # one all-reduce per round
     algorithm.finish()
+    assert getattr(algorithm, "request", None) is None
+    models = comm.allgather(x.copy())
+    assert all(np.array_equal(models[0], model) for model in models)
     algorithm.close()
     return stats
 
 
 local = train(PeriodicAveraging)
 cocod = train(CoCoD)
-assert cocod["bytes_sent"] >= local["bytes_sent"] > 0
-ratio = cocod["wait_s"] / local["wait_s"]
+assert cocod["bytes_sent"] == local["bytes_sent"]
 if comm.rank == 0:
-    print(f"blocked: local {local['wait_s']:.3f} s, cocod {cocod['wait_s']:.3f} s "
-          f"(progress {cocod['progress_s']:.3f} s); ratio {ratio:.2f}", flush=True)
-assert ratio < 0.3, ratio
+    print(f"blocked (information, not asserted): local {local['wait_s']:.3f} s, "
+          f"cocod {cocod['wait_s']:.3f} s (progress {cocod['progress_s']:.3f} s)", flush=True)
 done(comm)
