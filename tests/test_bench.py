@@ -98,7 +98,9 @@ def test_overlap_smoke(tmp_path):
     report = load_report(path, *run_bench("overlap", "--quick", "--ranks", RANKS, "--json", path))
     assert report["benchmark"] == "overlap"
     assert set(report["ratios"]) == {"iter_sync_over_cocod", "tta_sync_over_cocod",
-                                     "iter_local_over_cocod", "tta_local_over_cocod"}
+                                     "iter_local_over_cocod", "tta_local_over_cocod", "iter_cocod_over_bound"}
+    bound = report["results"]["cocod"]["overlap_bound"]
+    assert bound["bound_s_per_iter"] == max(bound["compute_s_per_step"], bound["allreduce_s"] / 4)
     for key, value in report["ratios"].items():  # tta: null only when a target was not reached
         assert positive(value) or (value is None and key.startswith("tta_")), (key, value)
     config = report["config"]
@@ -115,16 +117,43 @@ def test_overlap_smoke(tmp_path):
         assert entry["steps"] == config["epochs"] * config["steps_per_epoch"]
     bytes_sent = {name: entry["bytes_sent"] for name, entry in report["results"].items()}
     assert bytes_sent["local"] < bytes_sent["sync"] and bytes_sent["cocod"] < bytes_sent["sync"]
+    # the results page of the reproduction suite, from this real report
+    from mpisgd.bench.results import write_results
+
+    suite, doc = tmp_path / "suite", tmp_path / "docs" / "results.md"
+    suite.mkdir()
+    (suite / "cocod-1g.json").write_text(path.read_text())
+    write_results(suite, doc, {"cocod-1g": {"command": "python -m mpisgd.bench overlap", "status": 0, "seconds": 1}})
+    page = doc.read_text()
+    assert "## 1a. CoCoD-SGD against sync and Local SGD" in page and "| cocod |" in page
+    assert page.count("- Goal:") == 2 and "`tta_sync_over_cocod`" in page
 
 
-@pytest.mark.parametrize("benchmark", ["overlap", "stragglers"])
-@pytest.mark.parametrize("flag, value", [("--network", "1gbit,1ms"), ("--straggler", "node1:100mbit,5ms")])
-def test_emulated_cluster_not_available(benchmark, flag, value):
-    """The emulated-cluster flags stop with status 2 and a message, before anything is launched."""
-    code, stdout, stderr = run_bench(benchmark, flag, value, timeout=60)
-    assert code == 2 and stdout == ""
-    assert "the emulated-cluster harness (issue 5)" in stderr and "not available yet" in stderr, stderr
+def test_suite_refuses_unknown_experiments():
+    result = subprocess.run([sys.executable, "-m", "mpisgd.bench.suite", "--only", "cocod-1g,nope"],
+                            capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 2 and "unknown experiment(s) nope" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("benchmark", ["overlap", "stragglers", "gossip"])
+@pytest.mark.parametrize("flags, message", [
+    (["--straggler", "1:100mbit,5ms"], "--straggler needs --network"),
+    (["--network", "1gbit"], "expected RATE,DELAY"),
+    (["--network", "1gbit,1ms", "--straggler", "node1:100mbit,5ms"], "expected HOST:RATE,DELAY"),
+])
+def test_bad_emulated_cluster_flags(benchmark, flags, message):
+    """Bad --network/--straggler values stop with status 2 and a message, before anything is launched."""
+    code, stdout, stderr = run_bench(benchmark, *flags, timeout=60)
+    assert code == 2 and stdout == "" and message in stderr, stderr
     assert "[mpisgd.bench]" not in stderr  # no training started
+
+
+def test_emulated_cluster_flags_refused_under_a_launcher():
+    """Under mpiexec the flags cannot start their own cluster: status 2, a message, no rank left behind."""
+    from mpirun import mpiexec
+
+    result = mpiexec(2, ["-m", "mpisgd.bench", "gossip", "--quick", "--network", "1gbit,1ms"], timeout=60)
+    assert result.returncode != 0 and "type the benchmark in a plain shell" in result.stderr, result.output[-2000:]
 
 
 def test_stragglers_smoke(tmp_path):
@@ -173,6 +202,23 @@ def test_gossip_smoke(tmp_path):
     # sparser gossip sends fewer bytes than the same algorithm's defaults
     assert results["gossip-sparse"]["bytes_sent"] < results["gossip"]["bytes_sent"]
     assert results["elastic-gossip-sparse"]["bytes_sent"] < results["elastic-gossip"]["bytes_sent"]
+
+
+def test_scaling_smoke_keeps_metrics(tmp_path):
+    """Two model sizes, four algorithms: figures per size, ratios over sync, one metrics file per run."""
+    path, metrics = tmp_path / "scaling.json", tmp_path / "metrics"
+    report = load_report(path, *run_bench("scaling", "--quick", "--ranks", RANKS, "--json", path,
+                                          "--metrics-dir", metrics))
+    algorithms = ("sync", "local", "cocod", "divshare")
+    assert [entry["size"] for entry in report["results"]] == [1e3, 1e4]
+    for entry in report["results"]:
+        assert abs(entry["parameters"] - entry["size"]) / entry["size"] < 0.1, entry["parameters"]
+        for name in algorithms:
+            assert positive(entry[name]["iter_s"]) and positive(entry[name]["bytes_per_step"]), (name, entry)
+        assert entry["local"]["bytes_per_step"] < entry["sync"]["bytes_per_step"]
+        assert len(list((metrics / f"parameters-{entry['size']:g}").glob("*.jsonl"))) == len(algorithms)
+    assert set(report["ratios"]) == {f"{kind}_sync_over_{name}" for kind in ("iter", "bytes")
+                                     for name in algorithms[1:]}
 
 
 def test_world_size_mismatch_is_an_error():

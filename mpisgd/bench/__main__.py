@@ -1,4 +1,4 @@
-"""Command line: ``python -m mpisgd.bench {allreduce,sync,overlap,stragglers,gossip} [--json PATH] [--ranks N] ...``.
+"""Command line: ``python -m mpisgd.bench {allreduce,sync,overlap,stragglers,gossip,scaling} [--json PATH] [--ranks N] ...``.
 
 Typed in a plain shell it re-launches itself under ``mpiexec -n RANKS``
 (see :mod:`.launch`); under an MPI launcher it runs the benchmark, and rank
@@ -9,11 +9,11 @@ import argparse
 import sys
 
 from ..comm import MPISGDError, install_abort_hook
-from . import allreduce, gossip, overlap, stragglers, sync
+from . import allreduce, emulated, gossip, overlap, scaling, stragglers, sync
 from .launch import DEFAULT_RANKS, check_world, find_mpiexec, plan, relaunch
 
 BENCHMARKS = {"allreduce": allreduce, "sync": sync, "overlap": overlap,
-              "stragglers": stragglers, "gossip": gossip}
+              "stragglers": stragglers, "gossip": gossip, "scaling": scaling}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,6 +51,8 @@ def run_inside(args, argv, comm) -> None:
     module = BENCHMARKS[args.benchmark]
     machine = report.machine_info(comm, args.threads)
     config, results, ratios = module.run(comm, args)
+    if hasattr(args, "network"):
+        config = {**config, "emulated_cluster": emulated.spec_in_job()}
     document = report.make_report(args.benchmark, argv=argv, machine=machine, config=config,
                                   results=results, ratios=ratios, goals=module.GOALS)
     if comm.Get_rank() == 0:
@@ -71,11 +73,17 @@ def main(argv=None) -> int:
 
     comm = MPI.COMM_WORLD
     try:
-        BENCHMARKS[args.benchmark].resolve_settings(args)  # bad options fail here, before any launch
         how, ranks = plan(args.ranks, comm.Get_size())
+        if emulated.wanted(args):
+            emulated.spec_of(args, ranks)  # bad --network/--straggler values fail before anything else
+        BENCHMARKS[args.benchmark].resolve_settings(args)  # bad options fail here, before any launch
         if how == "relaunch":
-            return relaunch(argv, ranks=ranks, launcher=find_mpiexec(args.mpiexec), timeout=args.timeout,
-                            threads=args.threads)
+            def again(place=None):
+                return relaunch(argv, ranks=ranks, launcher=find_mpiexec(args.mpiexec), timeout=args.timeout,
+                                threads=args.threads, place=place)
+
+            return emulated.relaunch_on_cluster(args, ranks, again) if emulated.wanted(args) else again()
+        emulated.check_inside(args)
         check_world(comm.Get_size(), ranks, MPI.Get_library_version().strip().splitlines()[0])
         install_abort_hook()  # a rank that fails ends the job, even without python -m mpi4py
         run_inside(args, argv, comm)

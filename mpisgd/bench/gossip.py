@@ -22,9 +22,11 @@ bytes than sync) and ``accuracy_<variant>_minus_sync``.
 import dataclasses
 
 from ..comm import UsageError
+from . import emulated
 from .report import progress
 from .timing import interleave
-from .training import TrainRunner, add_training_arguments, over, summarize_variant, warm_up
+from .training import (TrainRunner, add_training_arguments, over, summarize_variant, train_config,
+                       training_settings, warm_up)
 
 SUMMARY = "elastic-gossip, gossip and sync at the same epochs: final accuracy against bytes sent"
 GOALS = {}  # informative
@@ -45,6 +47,7 @@ def add_arguments(parser) -> None:
                         help="gossip_prob of the sparse variants (default 0.25)")
     parser.add_argument("--gossip-period", type=int, default=1,
                         help="gossip_period of the sparse variants (default 1)")
+    emulated.add_arguments(parser)
 
 
 def resolve_settings(args) -> dict:
@@ -63,10 +66,8 @@ def resolve_settings(args) -> dict:
             "elastic-gossip-sparse": {"algorithm": "elastic-gossip", "options": dict(sparse)},
             "gossip-sparse": {"algorithm": "gossip", "options": dict(sparse)},
         },
-        "model": args.model, "dataset": args.dataset, "epochs": pick("epochs"),
-        "batch_size": args.batch_size, "lr": args.lr, "momentum": 0.9,
+        **training_settings(args), "epochs": pick("epochs"),
         "target_accuracy": pick("target_accuracy"), "repeats": pick("repeats"),
-        "seed": args.seed, "threads": args.threads,
     }
     if min(settings["epochs"], settings["repeats"], settings["batch_size"], args.gossip_period) < 1:
         raise UsageError("--epochs, --repeats, --batch-size and --gossip-period must be at least 1")
@@ -79,15 +80,9 @@ def resolve_settings(args) -> dict:
     return settings
 
 
-def train_config(settings: dict, variant: dict):
-    from ..train import TrainConfig
-
-    return TrainConfig(
-        algorithm=variant["algorithm"], model=settings["model"], dataset=settings["dataset"],
-        epochs=settings["epochs"], batch_size=settings["batch_size"], lr=settings["lr"],
-        momentum=settings["momentum"], seed=settings["seed"], target_accuracy=settings["target_accuracy"],
-        quiet=True, progress=False, threads=settings["threads"], algorithm_options=dict(variant["options"]),
-    )
+def variant_config(settings: dict, variant: dict):
+    return train_config(settings, variant["algorithm"], epochs=settings["epochs"],
+                        algorithm_options=dict(variant["options"]))
 
 
 def _key(name: str) -> str:
@@ -110,8 +105,9 @@ def run(comm, args):
     """Run the benchmark; return (config, results, ratios)."""
     settings = resolve_settings(args)
     variants = settings["variants"]
-    warm_up(comm, dataclasses.replace(train_config(settings, variants["sync"]), epochs=1))
-    runners = {name: TrainRunner(comm, name, lambda v=variant: train_config(settings, v), "gossip")
+    warm_up(comm, dataclasses.replace(variant_config(settings, variants["sync"]), epochs=1))
+    runners = {name: TrainRunner(comm, name, lambda v=variant: variant_config(settings, v), "gossip",
+                                      settings["metrics_dir"])
                for name, variant in variants.items()}
     samples = interleave(comm, {name: runner.action for name, runner in runners.items()},
                          rounds=settings["repeats"], warmup=0)

@@ -102,10 +102,18 @@ def typed_command(argv) -> str:
     return os.environ.get(COMMAND_ENV) or shlex.join(["python", "-m", "mpisgd.bench", *argv])
 
 
-def relaunch(argv, *, ranks: int, launcher: list, timeout: float, threads: int) -> int:
-    """Run ``argv`` again under ``launcher -n ranks``; return its exit status (124 on timeout)."""
-    command = [*launcher, "-n", str(ranks), sys.executable, "-m", "mpi4py", "-m", "mpisgd.bench",
-               *argv, "--ranks", str(ranks)]
+def plain_launch(launcher: list, job: list, ranks: int) -> list:
+    """``launcher -n ranks job...``: every rank on this machine."""
+    return [*launcher, "-n", str(ranks), *job]
+
+
+def relaunch(argv, *, ranks: int, launcher: list, timeout: float, threads: int, place=None) -> int:
+    """Run ``argv`` again under ``launcher -n ranks``; return its exit status (124 on timeout).
+
+    ``place(launcher, job)``, when given, builds the launcher line instead
+    (e.g. one rank per emulated host, :mod:`.emulated`)."""
+    job = [sys.executable, "-m", "mpi4py", "-m", "mpisgd.bench", *argv, "--ranks", str(ranks)]
+    command = place(launcher, job) if place else plain_launch(launcher, job, ranks)
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1")
     env[LAUNCHED_ENV] = "1"
     env[COMMAND_ENV] = typed_command(argv)
@@ -117,15 +125,18 @@ def relaunch(argv, *, ranks: int, launcher: list, timeout: float, threads: int) 
     try:
         return process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        _kill_group(process)
+        kill_group(process)
         sys.stderr.write(f"mpisgd.bench: timed out after {timeout:g} s, job killed: {shlex.join(command)}\n")
         return 124
     except KeyboardInterrupt:
-        _kill_group(process)
+        kill_group(process)
         return 130
+    except BaseException:  # SystemExit from SIGTERM (emulated cluster): never leave the job behind
+        kill_group(process)
+        raise
 
 
-def _kill_group(process) -> None:
+def kill_group(process) -> None:
     """Kill the launcher and every rank it started (they share its new session)."""
     try:
         os.killpg(process.pid, signal.SIGKILL)

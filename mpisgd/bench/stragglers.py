@@ -29,18 +29,21 @@ models or fragments averaged). Ratios ``tta_adpsgd_over_divshare`` and
 ``null`` when a target was not reached).
 
 The DivShare paper reports up to 3.9x lower time to accuracy than AD-PSGD
-with stragglers on 60 nodes and real links; here the delays are injected on
-one machine (``--network``/``--straggler`` need the emulated cluster of
-issue 5 and stop with status 2).
+with stragglers on 60 nodes and real links. On one machine the delays are
+injected; with ``--network 1gbit,1ms --straggler 3:100mbit,5ms`` (as root)
+every rank runs on its own emulated host (:mod:`.emulated`), host 3's link
+is the slow one, and the injected delays default to none (``--slow-factor
+1``, ``--slow-link-mbps 0``; give them to add them).
 """
 
 import dataclasses
 
 from ..comm import UsageError
+from . import emulated
 from .report import progress
 from .timing import interleave
-from .training import (TrainRunner, add_emulated_arguments, add_training_arguments,
-                       over, refuse_emulated, summarize_variant, warm_up)
+from .training import (TrainRunner, add_training_arguments, over, summarize_variant, train_config,
+                       training_settings, warm_up)
 
 SUMMARY = "divshare, adpsgd and swift with a straggler under a time budget: time to accuracy, delivery, staleness"
 GOALS = {}  # informative: injected delays on one machine, no goal
@@ -62,18 +65,24 @@ def add_arguments(parser) -> None:
                         help="DivShare's fragments per model, Omega (default 1, mpisgd's default)")
     straggler = parser.add_argument_group("straggler (injected by mpisgd on this machine)")
     straggler.add_argument("--slow-ranks", help="straggler ranks, R[,R...] (default: the last rank)")
-    straggler.add_argument("--slow-factor", type=float, default=4.0,
-                           help="their local steps take this many times longer (default 4)")
-    straggler.add_argument("--slow-link-mbps", type=float, default=5.0,
-                           help="their emulated uplink in Mbit/s (default 5; 0: no emulated link)")
+    straggler.add_argument("--slow-factor", type=float,
+                           help="their local steps take this many times longer (default 4; with --straggler 1)")
+    straggler.add_argument("--slow-link-mbps", type=float,
+                           help="their uplink paced in mpisgd's messenger, Mbit/s (default 5; with --straggler "
+                                "0: the emulated cluster's link is the slow one)")
     straggler.add_argument("--time-budget", type=float, help=f"seconds of training per run (default "
                            f"{DEFAULTS['time_budget']:g}; --quick {QUICK['time_budget']:g})")
-    add_emulated_arguments(parser)
+    emulated.add_arguments(parser)
 
 
 def resolve_settings(args) -> dict:
-    refuse_emulated(args)
     base = QUICK if args.quick else DEFAULTS
+    on_cluster = bool(args.straggler)  # the emulated cluster's slow links are the stragglers
+    injected = {"slow_factor": 1.0 if on_cluster else 4.0, "slow_link_mbps": 0.0 if on_cluster else 5.0}
+
+    def injected_or(name):
+        value = getattr(args, name)
+        return injected[name] if value is None else value
 
     def pick(name):
         value = getattr(args, name)
@@ -81,13 +90,12 @@ def resolve_settings(args) -> dict:
 
     settings = {
         "algorithms": list(ALGORITHMS),
-        "model": args.model, "dataset": args.dataset, "epochs": pick("epochs"),
-        "batch_size": args.batch_size, "lr": args.lr, "momentum": 0.9,
+        **training_settings(args), "epochs": pick("epochs"),
         "target_accuracy": pick("target_accuracy"), "repeats": pick("repeats"),
         "time_budget": pick("time_budget"),
-        "slow_ranks": args.slow_ranks,  # None: the last rank, filled in by run()
-        "slow_factor": args.slow_factor, "slow_link_mbps": args.slow_link_mbps,
-        "fragments": args.fragments, "seed": args.seed, "threads": args.threads,
+        "slow_ranks": args.slow_ranks or straggler_hosts(args.straggler),  # None: the last rank (run())
+        "slow_factor": injected_or("slow_factor"), "slow_link_mbps": injected_or("slow_link_mbps"),
+        "fragments": args.fragments,
     }
     if min(settings["epochs"], settings["repeats"], settings["batch_size"], settings["fragments"]) < 1:
         raise UsageError("--epochs, --repeats, --batch-size and --fragments must be at least 1")
@@ -109,15 +117,17 @@ def resolve_settings(args) -> dict:
     return settings
 
 
-def train_config(settings: dict, algorithm: str):
-    from ..train import TrainConfig
+def straggler_hosts(stragglers):
+    """``3:100mbit,5ms`` ... -> ``"3"``: the emulated straggler hosts as --slow-ranks (None without)."""
+    hosts = [text.partition(":")[0].strip() for text in stragglers or ()]
+    return ",".join(hosts) or None
 
-    return TrainConfig(
-        algorithm=algorithm, model=settings["model"], dataset=settings["dataset"], epochs=settings["epochs"],
-        batch_size=settings["batch_size"], lr=settings["lr"], momentum=settings["momentum"],
-        seed=settings["seed"], target_accuracy=settings["target_accuracy"], quiet=True, progress=False,
-        threads=settings["threads"], time_budget=settings["time_budget"], slow_ranks=settings["slow_ranks"],
-        slow_factor=settings["slow_factor"], slow_link_mbps=settings["slow_link_mbps"],
+
+def algorithm_config(settings: dict, algorithm: str):
+    return train_config(
+        settings, algorithm, epochs=settings["epochs"], time_budget=settings["time_budget"],
+        slow_ranks=settings["slow_ranks"], slow_factor=settings["slow_factor"],
+        slow_link_mbps=settings["slow_link_mbps"],
         algorithm_options={"fragments": settings["fragments"]} if algorithm == "divshare" else {},
     )
 
@@ -134,10 +144,11 @@ def run(comm, args):
     settings = resolve_settings(args)
     if settings["slow_ranks"] is None:
         settings["slow_ranks"] = str(comm.Get_size() - 1)
-    train_config(settings, ALGORITHMS[0]).validate()
-    warm_up(comm, dataclasses.replace(train_config(settings, "sync"), epochs=1, time_budget=None, slow_ranks="",
+    algorithm_config(settings, ALGORITHMS[0]).validate()
+    warm_up(comm, dataclasses.replace(algorithm_config(settings, "sync"), epochs=1, time_budget=None, slow_ranks="",
                                       slow_factor=1.0, slow_link_mbps=None))
-    runners = {name: TrainRunner(comm, name, lambda name=name: train_config(settings, name), "stragglers")
+    runners = {name: TrainRunner(comm, name, lambda name=name: algorithm_config(settings, name), "stragglers",
+                                   settings["metrics_dir"])
                for name in settings["algorithms"]}
     samples = interleave(comm, {name: runner.action for name, runner in runners.items()},
                          rounds=settings["repeats"], warmup=0)
@@ -150,7 +161,8 @@ def run(comm, args):
         "ranks": comm.Get_size(),
         "order": "interleaved, alternating (divshare adpsgd swift, swift adpsgd divshare, ...); medians over repeats",
         "time_to_accuracy_s": "the loop's wall time to the first evaluation of rank 0's model >= target",
-        "straggler_emulation": "injected by mpisgd on one machine: sleeps (slow_factor) and a paced uplink "
-                               "in the messenger (slow_link_mbps); not real slow links",
+        "straggler_emulation": ("the emulated cluster's slow links (--straggler), plus " if args.straggler else "")
+                               + "what mpisgd injects: sleeps (slow_factor) and a paced uplink in the messenger "
+                               "(slow_link_mbps)",
     }
     return config, results, ratios

@@ -3,18 +3,18 @@
 One run is ``mpisgd.train.run(TrainConfig(...), comm=...)``, the loop of
 ``python -m mpisgd train``; :class:`TrainRunner` keeps the figures of every
 run of one variant, :func:`summarize_variant` takes medians over them.
-``overlap`` shares the emulated-cluster flags, medians and ratios from here
-(its ``Runner`` builds its own TrainConfig).
+``overlap`` shares the medians and ratios from here (its ``Runner`` builds
+its own TrainConfig).
 """
 
+import dataclasses
 import math
+import os
 import statistics
 
 from ..comm import UsageError
+
 from .report import progress
-
-EMULATED_CLUSTER = "the emulated-cluster harness (issue 5)"
-
 
 def median_or_none(values):
     """Median, a run that did not reach the target (None) counting as slower than any other; None if so."""
@@ -24,30 +24,43 @@ def median_or_none(values):
 
 
 def add_training_arguments(parser) -> None:
-    """``--model``, ``--dataset``, ``--batch-size`` and ``--lr`` of the training runs."""
+    """``--model``, ``--dataset``, ``--hidden``, ``--batch-size``, ``--lr`` and ``--metrics-dir``."""
     parser.add_argument("--model", default="mlp", help="model of mpisgd.train (default mlp)")
     parser.add_argument("--dataset", default="digits", help="dataset of mpisgd.train (default digits)")
+    parser.add_argument("--hidden", type=int, default=64, help="hidden width of the model (default 64)")
     parser.add_argument("--batch-size", type=int, default=32, help="samples per rank and step (default 32)")
     parser.add_argument("--lr", type=float, default=0.05, help="SGD learning rate (momentum 0.9; default 0.05)")
+    parser.add_argument("--metrics-dir", metavar="DIR",
+                        help="keep every run's metrics (JSONL, one file per run) in DIR, for "
+                             "python -m mpisgd report")
 
 
-def add_emulated_arguments(parser) -> None:
-    """``--network`` and ``--straggler``, exactly as ``overlap`` accepts them (refused until issue 5)."""
-    emulated = parser.add_argument_group(f"emulated cluster (needs {EMULATED_CLUSTER}; not available yet)")
-    emulated.add_argument("--network", metavar="RATE,DELAY",
-                          help="link rate and delay of every rank, e.g. 1gbit,1ms (not available yet)")
-    emulated.add_argument("--straggler", metavar="HOST:RATE,DELAY", action="append",
-                          help="a slower link for one host (not available yet)")
+def training_settings(args) -> dict:
+    """The settings every training benchmark shares, from :func:`add_training_arguments`' flags."""
+    if args.batch_size < 1 or args.hidden < 1 or args.lr <= 0:
+        raise UsageError("--batch-size and --hidden must be at least 1 and --lr must be positive")
+    return {"model": args.model, "dataset": args.dataset, "hidden": args.hidden, "batch_size": args.batch_size,
+            "lr": args.lr, "momentum": 0.9, "seed": args.seed, "threads": args.threads,
+            "metrics_dir": args.metrics_dir}
 
 
-def refuse_emulated(args) -> None:
-    """UsageError (exit 2) for ``--network``/``--straggler``, with overlap's message."""
-    wanted = [flag for flag, value in (("--network", getattr(args, "network", None)),
-                                       ("--straggler", getattr(args, "straggler", None))) if value]
-    if wanted:
-        raise UsageError(f"{' and '.join(wanted)} {'needs' if len(wanted) == 1 else 'need'} {EMULATED_CLUSTER}, "
-                         "which is not available yet; without these flags the benchmark runs on this "
-                         "machine's real MPI")
+def train_config(settings: dict, algorithm: str, **fields):
+    """The TrainConfig of one benchmark run: the shared settings, ``algorithm``, and ``fields``."""
+    from ..train import TrainConfig
+
+    return TrainConfig(algorithm=algorithm, model=settings["model"], dataset=settings["dataset"],
+                       hidden=settings["hidden"], batch_size=settings["batch_size"], lr=settings["lr"],
+                       momentum=settings["momentum"], seed=settings["seed"],
+                       target_accuracy=settings.get("target_accuracy"), quiet=True, progress=False,
+                       threads=settings["threads"], **fields)
+
+
+def metrics_path(directory, name: str, index: int):
+    """Where run ``index`` of variant ``name`` keeps its metrics (rank 0 writes), or None."""
+    if not directory:
+        return None
+    os.makedirs(directory, exist_ok=True)
+    return os.path.join(directory, f"{name}-{index}.jsonl")
 
 
 def warm_up(comm, config) -> None:
@@ -84,14 +97,16 @@ def figures_of(summary: dict) -> dict:
 class TrainRunner:
     """The training runs of one variant; each :meth:`action` trains once with ``make_config()``."""
 
-    def __init__(self, comm, name: str, make_config, label: str):
+    def __init__(self, comm, name: str, make_config, label: str, metrics_dir=None):
         self.comm, self.name, self.make_config, self.label = comm, name, make_config, label
+        self.metrics_dir = metrics_dir
         self.runs = []
 
     def action(self) -> None:
         from ..train import run as train
 
-        config = self.make_config()
+        config = dataclasses.replace(self.make_config(),
+                                     metrics=metrics_path(self.metrics_dir, self.name, len(self.runs)))
         figures = figures_of(train(config, comm=self.comm))
         self.runs.append(figures)
         tta = figures["time_to_accuracy_s"]
