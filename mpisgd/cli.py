@@ -1,4 +1,4 @@
-"""``python -m mpisgd train ...`` (also the ``mpisgd`` console script).
+"""``python -m mpisgd train ...`` (also the ``mpisgd`` console script); ``report`` plots metrics files.
 
 Runs under ``mpiexec -n N`` / ``srun`` for any N >= 1. Errors in what the
 user asked for end every rank with one short message and exit status 2; an
@@ -14,6 +14,7 @@ from mpi4py import MPI
 
 from . import ALGORITHMS
 from .comm import AgreementError, UsageError, install_abort_hook
+from .report import add_report_command, report_main
 from .train import DATASETS, MODELS, TrainConfig, run
 
 # Launchers announce the world size they started; a mismatch with MPI's
@@ -106,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
             kwargs["metavar"] = option_name.split("_")[-1].upper()
         algo.add_argument(f"--{option_name.replace('_', '-')}", dest=f"option_{option_name}", default=None,
                           help=f"{option.help} [{defaults}]", **kwargs)
+    add_report_command(commands)
     return parser
 
 
@@ -143,6 +145,8 @@ def check_launch() -> None:
 def main(argv=None) -> int:
     install_abort_hook()
     args = build_parser().parse_args(argv)
+    if args.command == "report":  # reads files: no launcher, no collectives
+        return report_main(args)
     rank = MPI.COMM_WORLD.Get_rank()
     logging.basicConfig(level=args.log_level.upper(), format=f"[rank {rank}] %(levelname)s %(name)s: %(message)s")
     try:

@@ -1,0 +1,97 @@
+"""The report's figures: test accuracy and loss against wall time and against bytes sent per rank.
+
+Drawn with matplotlib's Agg canvas directly (no pyplot, no display, no
+global backend state), imported only when the figures are made. Each run
+keeps one colour in every figure.
+"""
+
+from pathlib import Path
+from typing import List, NamedTuple, Sequence, Tuple
+
+from ..comm import UsageError
+
+
+class Axis(NamedTuple):
+    key: str  # of the epoch records
+    label: str
+    scale: float  # of the recorded values, for the axis
+    words: str  # in the title
+
+
+class Metric(NamedTuple):
+    words: str  # in the title
+    label: str
+    curves: tuple  # (record key, line style, legend text or None) per curve of a run
+
+
+X_AXES = {
+    "time": Axis("wall_s", "wall time (s)", 1.0, "wall time"),
+    "bytes": Axis("bytes_sent", "MB sent per rank (rank 0's count)", 1e-6, "bytes sent per rank"),
+}
+Y_AXES = {
+    "accuracy": Metric("Test accuracy", "test accuracy", (("accuracy", "-", None),)),
+    "loss": Metric("Loss", "loss", (("test_loss", "-", "test loss"), ("loss", ":", "training loss"))),
+}
+FIGURES = [(y, x) for y in Y_AXES for x in X_AXES]
+
+
+def title(y: str, x: str) -> str:
+    return f"{Y_AXES[y].words} against {X_AXES[x].words}"
+
+
+def file_name(y: str, x: str) -> str:
+    return f"{y}_vs_{x}.png"
+
+
+def figure_names() -> List[Tuple[str, str]]:
+    """(title, file name) of every figure, in the order they are written."""
+    return [(title(y, x), file_name(y, x)) for y, x in FIGURES]
+
+
+def _canvas():
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise UsageError("the plots need matplotlib: pip install matplotlib") from None
+    figure = Figure(figsize=(7.5, 4.8), layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def draw(runs: Sequence, labels: Sequence[str], y: str, x: str):
+    """One figure: a line per run (its evaluations) of metric ``y`` against axis ``x``."""
+    from matplotlib.lines import Line2D
+
+    axis, metric = X_AXES[x], Y_AXES[y]
+    figure = _canvas()
+    axes = figure.subplots()
+    handles = []
+    for number, (run, label) in enumerate(zip(runs, labels)):
+        if not run.epochs:
+            continue
+        colour = f"C{number % 10}"
+        xs = [record[axis.key] * axis.scale for record in run.epochs]
+        for key, style, _ in metric.curves:
+            axes.plot(xs, [record[key] for record in run.epochs], linestyle=style, marker="o", markersize=3,
+                      color=colour)
+        handles.append(Line2D([], [], color=colour, marker="o", markersize=3,
+                              label=label if run.complete else f"{label} (incomplete)"))
+    handles += [Line2D([], [], color="grey", linestyle=style, label=text) for _, style, text in metric.curves if text]
+    axes.set_title(title(y, x))
+    axes.set_xlabel(axis.label)
+    axes.set_ylabel(metric.label)
+    axes.grid(True, alpha=0.3)
+    if handles:
+        axes.legend(handles=handles, fontsize="small")
+    return figure
+
+
+def write_figures(runs: Sequence, labels: Sequence[str], directory: Path) -> List[Path]:
+    """Write every figure of :data:`FIGURES` as PNG into ``directory``; return the paths."""
+    paths = []
+    for y, x in FIGURES:
+        path = Path(directory) / file_name(y, x)
+        draw(runs, labels, y, x).savefig(path, dpi=120)
+        paths.append(path)
+    return paths
