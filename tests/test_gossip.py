@@ -45,3 +45,10 @@ def test_straggler_and_time_budget_end_cleanly(tmp_path, algorithm):
     delivered = [d for d in summary["delivery_per_rank"] if d is not None]
     assert delivered and all(0 <= d <= 1 for d in delivered)
     assert summary["final_accuracy"] > 0.5
+
+
+def test_divshare_delivers_the_fragments_it_sends():
+    """Ω = 8 with H = 1: every fragment sent arrives (nothing dropped, delivery 1, the exit protocol
+    accounting for every message); a rank on a slow emulated link still sends at its link's pace,
+    the newest fragments replacing older queued ones."""
+    assert_ok(run_prog(4, "divshare_delivery.py", timeout=120))

@@ -77,11 +77,17 @@ class Messenger:
         self.queue[key] = self.pack(payload, header)
         self.progress()
 
-    def drop_queued(self) -> int:
-        """Forget every message not yet on its way (stale models); returns how many."""
-        count = len(self.queue) + (self.transmitting is not None)
+    def drop_queued(self, *, keep_transmitting: bool = False) -> int:
+        """Forget every message not yet on its way (stale models); returns how many.
+
+        The message on the emulated slow link is forgotten too, unless
+        ``keep_transmitting`` (a real link would finish it: the way to drop
+        stale messages every round, so that a slow sender still delivers)."""
+        count = len(self.queue)
         self.queue.clear()
-        self.transmitting = None
+        if self.transmitting is not None and not keep_transmitting:
+            self.transmitting = None
+            count += 1
         self.dropped += count
         return count
 
@@ -128,14 +134,22 @@ class Messenger:
         cut = len(data) - self.header_size
         return Message(source, tag, data[:cut], data[cut:])
 
-    def receive(self, tag: int = MPI.ANY_TAG, source: int = MPI.ANY_SOURCE) -> list:
-        """Every matching message that has arrived, oldest first; never waits."""
-        messages, status = [], MPI.Status()
-        while True:
+    def receive(self, tag: int = MPI.ANY_TAG, source: int = MPI.ANY_SOURCE, *, patience: int = 1) -> list:
+        """Every matching message that has arrived, oldest first; never waits.
+
+        Stops after ``patience`` probes in a row that find nothing. An MPI
+        library may answer "nothing" before the progress poll that brings
+        the next waiting message in (MPICH's ch4 ``Improbe`` does), so a
+        drain of many small messages should ask for a few (DivShare: 4)."""
+        messages, status, misses = [], MPI.Status(), 0
+        while misses < patience:
             matched = self.mpi.Improbe(source=source, tag=tag, status=status)
             if matched is None:
-                return messages
+                misses += 1
+                continue
+            misses = 0
             messages.append(self._take(matched, status))
+        return messages
 
     def receive_one(self, source: int, tag: int) -> Message:
         """Wait for one message from ``source`` with ``tag`` (time counted as blocked)."""

@@ -5,13 +5,25 @@ permutation drawn from a seed every rank shares, so a receiver knows a
 fragment's indices from its id alone (``tag = FRAGMENT + id``). Every
 ``local_steps`` (H) steps each rank
 
-1. drops its queued, not yet sent fragments (``drop_stale``: stale models
-   are never sent late);
+1. drops its queued fragments that are not yet on their way (``drop_stale``:
+   stale models are never sent late; a fragment already posted, or on the
+   emulated slow link, goes on);
 2. for each fragment, picks ``peers`` (J) random neighbours and queues the
    fragment's current values for them (in a shuffled order); the outbox
    sends them while training continues;
 3. averages per coordinate with the newest copy of each (sender, fragment)
    that has arrived: ``x[k] <- (x[k] + sum of copies covering k) / (1 + #copies covering k)``.
+
+Between rounds the hooks (``grad_ready`` during backward, ``after_step``
+every step) advance the outbox and take the fragments that have arrived
+into the inbox (newest copy per (sender, fragment)), as the artifact's
+sender and receiver threads do: MPI finishes a send only while its
+receiver also calls into MPI (a rendezvous send, or an eager one once the
+receiver's buffers are full, waits for the receive), so a rank that takes
+fragments once per round holds its peers' sends back and their queued
+fragments are dropped as stale. The per-peer in-flight cap is four
+models' worth, ``4 * fragments`` sends, so that one round's fragments
+never wait behind it.
 
 Ω = 1 and J = p - 1 with every fragment delivered before aggregation is
 exact model averaging. Differences from the artifact: the permutation is of
@@ -28,6 +40,8 @@ import numpy as np
 from ..algorithm import Option, positive, register
 from ..comm import Messenger, UsageError, tags
 from .asynchronous import AsyncGossip
+
+EMPTY_PASSES = 4  # probes in a row that find nothing end a drain of the arrivals (Messenger.receive)
 
 
 def fragment_indices(numel: int, fragments: int, seed: int) -> list:
@@ -47,13 +61,14 @@ class DivShare(AsyncGossip):
                "peers": Option(3, "random neighbours each fragment goes to (J; capped at the degree)", positive),
                "local_steps": Option(1, "local steps between sharing rounds (H)", positive),
                "drop_stale": Option(True, "drop fragments still queued from the previous round")}
-    max_in_flight = 4
+    models_in_flight = 4  # per peer; the messenger's cap is this many models' worth of fragments
 
     def __init__(self, flat, *, comm=None, **options):
         super().__init__(flat, comm=comm, **options)
         if self.fragments > min(self.flat.numel, tags.MAX_FRAGMENTS):
             raise UsageError(f"{self.fragments} fragments for {self.flat.numel} parameters")
         self.indices = fragment_indices(self.flat.numel, self.fragments, self.gossip_seed)
+        self.max_in_flight = self.messenger.max_in_flight = self.models_in_flight * self.fragments
         self.inbox = {}  # (sender, tag) -> newest Message
 
     def fingerprint(self) -> str:
@@ -66,7 +81,7 @@ class DivShare(AsyncGossip):
     def share(self) -> None:
         """Queue every fragment for J random neighbours (dropping last round's stale ones)."""
         if self.drop_stale:
-            self.messenger.drop_queued()
+            self.messenger.drop_queued(keep_transmitting=True)  # a slow link finishes its fragment
         neighbours = self.neighbours()
         if not neighbours:
             return
@@ -78,9 +93,19 @@ class DivShare(AsyncGossip):
             peer, f = jobs[position]
             self.messenger.send(peer, tags.fragment_tag(f), model[self.indices[f]], header=self.stamp())
 
+    def take_arrivals(self) -> None:
+        """Move the fragments that have arrived into the inbox (newest copy per sender and fragment)."""
+        if not self.finished:
+            self.inbox.update(Messenger.newest(self.messenger.receive(patience=EMPTY_PASSES)))
+
+    def grad_ready(self, index: int) -> None:
+        """During backward: advance the outbox and take arrivals (a send finishes once its peer takes it)."""
+        super().grad_ready(index)
+        self.take_arrivals()
+
     def aggregate(self) -> None:
         """Average per coordinate with the newest fragment copies that have arrived."""
-        self.inbox.update(Messenger.newest(self.messenger.receive()))
+        self.take_arrivals()
         if not self.inbox:
             return
         total = self.model_to_host().copy()
@@ -96,8 +121,8 @@ class DivShare(AsyncGossip):
 
     def after_step(self) -> None:
         super().after_step()
+        self.progress()  # before sharing: what can go out now is not dropped as stale
+        self.take_arrivals()
         if self.steps % self.local_steps == 0:
             self.share()
             self.aggregate()
-        else:
-            self.progress()
