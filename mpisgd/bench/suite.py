@@ -5,9 +5,12 @@ other:
 
 0. ``check``: the emulation itself (an Allreduce against its bandwidth bound);
 1. ``cocod-1g``, ``cocod-100m``: ``overlap`` (CoCoD-SGD against sync and
-   Local SGD) at 1 Gbit/s + 1 ms and at 100 Mbit/s + 5 ms;
+   Local SGD) at 1 Gbit/s + 1 ms and at 100 Mbit/s + 5 ms; ``cocod-balanced``
+   at 1 Gbit/s + 1 ms with batches of 256, where one all-reduce costs about
+   one local step;
 2. ``divshare``: ``stragglers`` (DivShare against AD-PSGD and Swift) with
    host 3 at 100 Mbit/s + 5 ms, the others at 1 Gbit/s + 1 ms;
+   ``divshare-slow-node``: the same with host 3 also computing 4x slower;
 3. ``gossip``: Elastic Gossip against Gossiping SGD and all-reduce SGD;
 4. ``scaling``: time per iteration and bytes per rank against model size.
 
@@ -39,8 +42,14 @@ EXPERIMENTS = {
     "check": (["-m", "mpisgd.bench.cluster", "check"], []),
     "cocod-1g": (["-m", "mpisgd.bench", "overlap", "--network", ONE_GBIT], [*TRAIN, "--epochs", "20"]),
     "cocod-100m": (["-m", "mpisgd.bench", "overlap", "--network", SLOW], [*TRAIN, "--epochs", "20"]),
+    # more compute per step (batch 256): one all-reduce costs about one local step
+    "cocod-balanced": (["-m", "mpisgd.bench", "overlap", "--network", ONE_GBIT],
+                       [*TRAIN, "--batch-size", "256", "--lr", "0.2", "--epochs", "60"]),
     "divshare": (["-m", "mpisgd.bench", "stragglers", "--network", ONE_GBIT, "--straggler", f"3:{SLOW}"],
                  [*TRAIN, "--time-budget", "20"]),
+    # the straggler is a slow node, as in the paper: its slow link, and 4x slower steps
+    "divshare-slow-node": (["-m", "mpisgd.bench", "stragglers", "--network", ONE_GBIT, "--straggler", f"3:{SLOW}"],
+                           [*TRAIN, "--time-budget", "20", "--slow-factor", "4"]),
     "gossip": (["-m", "mpisgd.bench", "gossip", "--network", ONE_GBIT], TRAIN),
     "scaling": (["-m", "mpisgd.bench", "scaling", "--network", ONE_GBIT], []),
 }
