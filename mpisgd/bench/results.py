@@ -25,6 +25,8 @@ CLAIMS = {
                   "(paper: up to 3.9x)", "tta_adpsgd_over_divshare", 2.0, "at least")],
     "divshare-slow-node": [("the same when the straggler host also computes 4x slower", "tta_adpsgd_over_divshare",
                             2.0, "at least")],
+    "divshare-10m": [("the same with a much slower straggler (10 Mbit/s + 20 ms, 4x slower steps)",
+                      "tta_adpsgd_over_divshare", 2.0, "at least")],
 }
 
 
@@ -149,6 +151,7 @@ TITLES = {
     "cocod-balanced": "1c. CoCoD-SGD when one all-reduce costs about one local step (1 Gbit/s + 1 ms, batch 256)",
     "divshare": "2. DivShare against AD-PSGD and Swift, one straggler host (100 Mbit/s + 5 ms)",
     "divshare-slow-node": "2b. The same with a slow node: the straggler host also computes 4x slower",
+    "divshare-10m": "2c. A much slower straggler: 10 Mbit/s + 20 ms, 4x slower steps",
     "gossip": "3. Elastic Gossip against Gossiping SGD and all-reduce SGD: accuracy and bytes",
     "scaling": "4. Cost against model size (1 Gbit/s + 1 ms)",
 }

@@ -11,6 +11,7 @@ other:
 2. ``divshare``: ``stragglers`` (DivShare against AD-PSGD and Swift) with
    host 3 at 100 Mbit/s + 5 ms, the others at 1 Gbit/s + 1 ms;
    ``divshare-slow-node``: the same with host 3 also computing 4x slower;
+   ``divshare-10m``: host 3 at 10 Mbit/s + 20 ms and computing 4x slower;
 3. ``gossip``: Elastic Gossip against Gossiping SGD and all-reduce SGD;
 4. ``scaling``: time per iteration and bytes per rank against model size.
 
@@ -50,6 +51,9 @@ EXPERIMENTS = {
     # the straggler is a slow node, as in the paper: its slow link, and 4x slower steps
     "divshare-slow-node": (["-m", "mpisgd.bench", "stragglers", "--network", ONE_GBIT, "--straggler", f"3:{SLOW}"],
                            [*TRAIN, "--time-budget", "20", "--slow-factor", "4"]),
+    # a much slower straggler: 10 Mbit/s + 20 ms and 4x slower steps
+    "divshare-10m": (["-m", "mpisgd.bench", "stragglers", "--network", ONE_GBIT, "--straggler", "3:10mbit,20ms"],
+                     [*TRAIN, "--time-budget", "20", "--slow-factor", "4"]),
     "gossip": (["-m", "mpisgd.bench", "gossip", "--network", ONE_GBIT], TRAIN),
     "scaling": (["-m", "mpisgd.bench", "scaling", "--network", ONE_GBIT], []),
 }
