@@ -1,6 +1,7 @@
 """Benchmarks on the emulated cluster: ``--network RATE,DELAY`` and ``--straggler HOST:RATE,DELAY``.
 
-``overlap``, ``stragglers`` and ``gossip`` take these flags. Typed in a plain
+The training benchmarks (``overlap``, ``stragglers``, ``gossip``, ``scaling``) take these flags,
+through :func:`.training.add_training_arguments`. Typed in a plain
 shell (as root), the benchmark then brings up one emulated host per rank
 (:mod:`.cluster`), re-launches itself across them instead of under a plain
 ``mpiexec``, tears the cluster down, and adds the link emulator's report

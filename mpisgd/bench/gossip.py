@@ -22,11 +22,10 @@ bytes than sync) and ``accuracy_<variant>_minus_sync``.
 import dataclasses
 
 from ..comm import UsageError
-from . import emulated
 from .report import progress
 from .timing import interleave
-from .training import (TrainRunner, add_training_arguments, over, summarize_variant, train_config,
-                       training_settings, warm_up)
+from .training import (TrainRunner, add_target_and_repeats, add_training_arguments, over, summarize_variant,
+                       train_config, training_settings, warm_up)
 
 SUMMARY = "elastic-gossip, gossip and sync at the same epochs: final accuracy against bytes sent"
 GOALS = {}  # informative
@@ -38,16 +37,11 @@ def add_arguments(parser) -> None:
     add_training_arguments(parser)
     parser.add_argument("--epochs", type=int, help=f"epochs per run (default {DEFAULTS['epochs']}; "
                         f"--quick {QUICK['epochs']})")
-    parser.add_argument("--target-accuracy", type=float,
-                        help=f"test accuracy for the time to accuracy (default {DEFAULTS['target_accuracy']}; "
-                        f"--quick {QUICK['target_accuracy']})")
-    parser.add_argument("--repeats", type=int, help=f"runs per variant, interleaved (default "
-                        f"{DEFAULTS['repeats']}; --quick {QUICK['repeats']})")
+    add_target_and_repeats(parser, DEFAULTS, QUICK, "variant")
     parser.add_argument("--gossip-prob", type=float, default=0.25,
                         help="gossip_prob of the sparse variants (default 0.25)")
     parser.add_argument("--gossip-period", type=int, default=1,
                         help="gossip_period of the sparse variants (default 1)")
-    emulated.add_arguments(parser)
 
 
 def resolve_settings(args) -> dict:

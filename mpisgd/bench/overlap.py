@@ -58,10 +58,10 @@ import shutil
 import tempfile
 
 from ..comm import UsageError
-from . import emulated
 from .report import progress
 from .timing import interleave
-from .training import add_training_arguments, median_or_none, metrics_path, over, train_config, training_settings
+from .training import (add_target_and_repeats, add_training_arguments, median_or_none, metrics_path, over,
+                       train_config, training_settings)
 
 SUMMARY = "sync, local and cocod trained side by side: time per iteration, blocked time, time to accuracy"
 GOALS = {}  # informative: no speed-up of cocod is expected where communication is nearly free
@@ -79,14 +79,9 @@ def add_arguments(parser) -> None:
                         f"--quick {QUICK['epochs']})")
     parser.add_argument("--period", type=int, default=4,
                         help="local steps between averages, for local and cocod alike (default 4)")
-    parser.add_argument("--target-accuracy", type=float,
-                        help=f"test accuracy for the time to accuracy (default {DEFAULTS['target_accuracy']}; "
-                        f"--quick {QUICK['target_accuracy']})")
-    parser.add_argument("--repeats", type=int, help=f"timed runs per algorithm, interleaved "
-                        f"(default {DEFAULTS['repeats']}; --quick {QUICK['repeats']})")
+    add_target_and_repeats(parser, DEFAULTS, QUICK, "algorithm (timed)")
     parser.add_argument("--warmup-epochs", type=int, help="epochs of the untimed warm-up run per algorithm "
                         f"(default {DEFAULTS['warmup_epochs']}; 0: none)")
-    emulated.add_arguments(parser)
 
 
 def resolve_settings(args) -> dict:

@@ -26,7 +26,6 @@ import shutil
 import tempfile
 
 from ..comm import UsageError
-from . import emulated
 from .overlap import Runner, steps_per_epoch, summarize_runs
 from .report import progress
 from .timing import interleave
@@ -48,7 +47,6 @@ def add_arguments(parser) -> None:
     parser.add_argument("--epochs", type=int, help=f"epochs per run (default {DEFAULTS['epochs']})")
     parser.add_argument("--period", type=int, default=4, help="local steps between averages (local, cocod)")
     parser.add_argument("--repeats", type=int, help=f"timed runs per algorithm and size (default {DEFAULTS['repeats']})")
-    emulated.add_arguments(parser)
 
 
 def hidden_for(parameters: float, features: int, classes: int) -> int:

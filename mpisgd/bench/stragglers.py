@@ -39,11 +39,10 @@ is the slow one, and the injected delays default to none (``--slow-factor
 import dataclasses
 
 from ..comm import UsageError
-from . import emulated
 from .report import progress
 from .timing import interleave
-from .training import (TrainRunner, add_training_arguments, over, summarize_variant, train_config,
-                       training_settings, warm_up)
+from .training import (TrainRunner, add_target_and_repeats, add_training_arguments, over, summarize_variant,
+                       train_config, training_settings, warm_up)
 
 SUMMARY = "divshare, adpsgd and swift with a straggler under a time budget: time to accuracy, delivery, staleness"
 GOALS = {}  # informative: injected delays on one machine, no goal
@@ -56,11 +55,7 @@ def add_arguments(parser) -> None:
     add_training_arguments(parser)
     parser.add_argument("--epochs", type=int, help=f"epochs at most (default {DEFAULTS['epochs']}: the time "
                         "budget ends the runs)")
-    parser.add_argument("--target-accuracy", type=float,
-                        help=f"test accuracy for the time to accuracy (default {DEFAULTS['target_accuracy']}; "
-                        f"--quick {QUICK['target_accuracy']})")
-    parser.add_argument("--repeats", type=int, help=f"runs per algorithm, interleaved (default "
-                        f"{DEFAULTS['repeats']}; --quick {QUICK['repeats']})")
+    add_target_and_repeats(parser, DEFAULTS, QUICK, "algorithm")
     parser.add_argument("--fragments", type=int, default=1,
                         help="DivShare's fragments per model, Omega (default 1, mpisgd's default)")
     straggler = parser.add_argument_group("straggler (injected by mpisgd on this machine)")
@@ -72,7 +67,6 @@ def add_arguments(parser) -> None:
                                 "0: the emulated cluster's link is the slow one)")
     straggler.add_argument("--time-budget", type=float, help=f"seconds of training per run (default "
                            f"{DEFAULTS['time_budget']:g}; --quick {QUICK['time_budget']:g})")
-    emulated.add_arguments(parser)
 
 
 def resolve_settings(args) -> dict:

@@ -14,6 +14,7 @@ import statistics
 
 from ..comm import UsageError
 
+from . import emulated
 from .report import progress
 
 def median_or_none(values):
@@ -24,7 +25,8 @@ def median_or_none(values):
 
 
 def add_training_arguments(parser) -> None:
-    """``--model``, ``--dataset``, ``--hidden``, ``--batch-size``, ``--lr`` and ``--metrics-dir``."""
+    """``--model``, ``--dataset``, ``--hidden``, ``--batch-size``, ``--lr``, ``--metrics-dir``, and the
+    emulated cluster's ``--network``/``--straggler``."""
     parser.add_argument("--model", default="mlp", help="model of mpisgd.train (default mlp)")
     parser.add_argument("--dataset", default="digits", help="dataset of mpisgd.train (default digits)")
     parser.add_argument("--hidden", type=int, default=64, help="hidden width of the model (default 64)")
@@ -33,6 +35,16 @@ def add_training_arguments(parser) -> None:
     parser.add_argument("--metrics-dir", metavar="DIR",
                         help="keep every run's metrics (JSONL, one file per run) in DIR, for "
                              "python -m mpisgd report")
+    emulated.add_arguments(parser)
+
+
+def add_target_and_repeats(parser, defaults: dict, quick: dict, runs_of: str) -> None:
+    """``--target-accuracy`` and ``--repeats`` (runs per ``runs_of``), with their defaults and --quick's."""
+    parser.add_argument("--target-accuracy", type=float,
+                        help=f"test accuracy for the time to accuracy (default {defaults['target_accuracy']}; "
+                        f"--quick {quick['target_accuracy']})")
+    parser.add_argument("--repeats", type=int, help=f"runs per {runs_of}, interleaved (default "
+                        f"{defaults['repeats']}; --quick {quick['repeats']})")
 
 
 def training_settings(args) -> dict:
