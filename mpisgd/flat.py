@@ -14,7 +14,7 @@ Example with numpy (no torch needed)::
 
 from typing import NamedTuple
 
-from .comm.backends import backend_for
+from .arrays import backend_for
 
 
 class Slot(NamedTuple):

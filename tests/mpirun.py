@@ -56,7 +56,9 @@ def run_command(command, *, timeout: float = 60, env=None, cwd=None, started=Non
     """Run ``command`` in its own session (one thread per rank, unbuffered); kill the group on timeout.
 
     ``started(process)``, when given, is called once the process runs (e.g. to signal it)."""
-    environment = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    # PYTHONPATH: the jobs import the mpisgd of this tree (a second checkout or worktree tests itself)
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    environment = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", PYTHONPATH=path)
     environment.update(env or {})
     command = [str(part) for part in command]
     process = subprocess.Popen(

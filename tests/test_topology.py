@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mpisgd.comm.errors import UsageError
+from mpisgd.errors import UsageError
 from mpisgd.gossip import topology as topo
 from mpisgd.gossip.topology import (TimeVaryingTopology, Topology, bipartite, check_mixing_matrix, exponential,
                                     mixing_matrix, mixing_weights, one_peer_exponential, one_peer_hypercube,

@@ -31,7 +31,7 @@ import numpy as np
 from mpi4py import MPI
 
 from ..collective import BucketedAllReduce
-from ..comm import UsageError
+from ..errors import UsageError
 from ..flat import FlatParams, Slot
 from .report import progress
 from .timing import interleave, ratio, summarize

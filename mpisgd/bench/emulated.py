@@ -14,7 +14,7 @@ import json
 import os
 import sys
 
-from ..comm import UsageError
+from ..errors import UsageError
 from .cluster import SPEC_ENV, Cluster, ClusterSpec
 
 ARGUMENTS_HELP = "emulated cluster (one network namespace per rank, root only; docs/emulated-cluster.md)"

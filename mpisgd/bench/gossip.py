@@ -21,7 +21,7 @@ bytes than sync) and ``accuracy_<variant>_minus_sync``.
 
 import dataclasses
 
-from ..comm import UsageError
+from ..errors import UsageError
 from .report import progress
 from .timing import interleave
 from .training import (TrainRunner, add_target_and_repeats, add_training_arguments, over, summarize_variant,

@@ -21,7 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..comm import UsageError
+from ..errors import UsageError
 
 DEFAULT_RANKS = 4
 LAUNCHED_ENV = "MPISGD_BENCH_LAUNCHED"  # set in the re-launched job: never re-launch again

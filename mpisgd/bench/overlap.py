@@ -57,7 +57,7 @@ import math
 import shutil
 import tempfile
 
-from ..comm import UsageError
+from ..errors import UsageError
 from .report import progress
 from .timing import interleave
 from .training import (add_target_and_repeats, add_training_arguments, median_or_none, metrics_path, over,

@@ -25,7 +25,7 @@ import os
 import shutil
 import tempfile
 
-from ..comm import UsageError
+from ..errors import UsageError
 from .overlap import Runner, steps_per_epoch, summarize_runs
 from .report import progress
 from .timing import interleave

@@ -38,7 +38,7 @@ is the slow one, and the injected delays default to none (``--slow-factor
 
 import dataclasses
 
-from ..comm import UsageError
+from ..errors import UsageError
 from .report import progress
 from .timing import interleave
 from .training import (TrainRunner, add_target_and_repeats, add_training_arguments, over, summarize_variant,

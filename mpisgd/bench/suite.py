@@ -31,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..comm import UsageError
+from ..errors import UsageError
 from .cluster import unavailable
 from .results import write_results
 

@@ -35,7 +35,7 @@ from datetime import timedelta
 
 from mpi4py import MPI
 
-from ..comm import UsageError
+from ..errors import UsageError
 from .report import progress
 from .timing import interleave, ratio, summarize
 

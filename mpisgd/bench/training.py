@@ -12,7 +12,7 @@ import math
 import os
 import statistics
 
-from ..comm import UsageError
+from ..errors import UsageError
 
 from . import emulated
 from .report import progress

@@ -1,10 +1,10 @@
 """The only layer of mpisgd that calls MPI."""
 
 from .abort import install_abort_hook
-from .backends import Backend, backend_for, register_backend
+from ..arrays import Backend, backend_for, register_backend
 from .communicator import Communicator, resolve_cuda_aware
 from .device import device_index, select_device
-from .errors import AgreementError, MPISGDError, UsageError
+from ..errors import AgreementError, MPISGDError, UsageError
 from .messenger import Message, Messenger
 from .request import Completed, Request, test_all, wait_all
 from .stats import CommStats

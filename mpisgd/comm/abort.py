@@ -3,7 +3,7 @@
 import sys
 import traceback
 
-from mpi4py import MPI
+from .mpi import MPI
 
 
 def install_abort_hook(exit_code: int = 1) -> None:

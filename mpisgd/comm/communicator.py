@@ -13,10 +13,10 @@ import json
 import os
 
 import numpy as np
-from mpi4py import MPI
+from .mpi import MPI
 
-from .backends import backend_for
-from .errors import AgreementError
+from ..arrays import backend_for
+from ..errors import AgreementError
 from .request import Request
 from .stats import CommStats
 
@@ -36,8 +36,8 @@ class Communicator:
 
     Example::
 
-        import numpy as np
-from mpi4py import MPI
+        import numpy
+        from mpi4py import MPI
         from mpisgd.comm import Communicator
         comm = Communicator(MPI.COMM_WORLD)
         grad = numpy.ones(10)

@@ -26,9 +26,9 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from mpi4py import MPI
+from .mpi import MPI
 
-from .errors import MPISGDError
+from ..errors import MPISGDError
 
 
 @dataclass
@@ -134,13 +134,15 @@ class Messenger:
         cut = len(data) - self.header_size
         return Message(source, tag, data[:cut], data[cut:])
 
-    def receive(self, tag: int = MPI.ANY_TAG, source: int = MPI.ANY_SOURCE, *, patience: int = 1) -> list:
+    def receive(self, tag: int = None, source: int = None, *, patience: int = 1) -> list:
         """Every matching message that has arrived, oldest first; never waits.
 
         Stops after ``patience`` probes in a row that find nothing. An MPI
         library may answer "nothing" before the progress poll that brings
         the next waiting message in (MPICH's ch4 ``Improbe`` does), so a
         drain of many small messages should ask for a few (DivShare: 4)."""
+        tag = MPI.ANY_TAG if tag is None else tag
+        source = MPI.ANY_SOURCE if source is None else source
         messages, status, misses = [], MPI.Status(), 0
         while misses < patience:
             matched = self.mpi.Improbe(source=source, tag=tag, status=status)

@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 from typing import List
 
-from ..comm import UsageError
+from ..errors import UsageError
 from . import plots
 from .runs import input_files, labels, read_runs
 from .table import results_markdown

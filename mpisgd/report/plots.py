@@ -8,7 +8,7 @@ keeps one colour in every figure.
 from pathlib import Path
 from typing import List, NamedTuple, Sequence, Tuple
 
-from ..comm import UsageError
+from ..errors import UsageError
 
 
 class Axis(NamedTuple):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
 
-from ..comm import UsageError
+from ..errors import UsageError
 
 # The numbers every evaluation record carries (see mpisgd/train/loop.py).
 EPOCH_FIELDS = ("epoch", "wall_s", "loss", "test_loss", "accuracy", "bytes_sent", "comm_wait_s")

@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ..comm import UsageError
+from ..errors import UsageError
 from .partition import parse_partition
 
 

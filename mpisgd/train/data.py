@@ -11,7 +11,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..comm import UsageError
+from ..errors import UsageError
 
 
 @dataclass

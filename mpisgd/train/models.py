@@ -11,7 +11,7 @@ import math
 import torch
 from torch import nn
 
-from ..comm import UsageError
+from ..errors import UsageError
 
 
 class MatrixFactorization(nn.Module):

@@ -6,7 +6,7 @@ shard, so no data is communicated.
 
 import numpy as np
 
-from ..comm import UsageError
+from ..errors import UsageError
 
 
 def parse_partition(spec: str):

@@ -20,7 +20,7 @@ import shlex
 import subprocess
 import sys
 
-from ...comm import UsageError
+from ...errors import UsageError
 from ..launch import find_mpiexec, kill_group
 from .check import check_link, cluster_environment
 from .cluster import LOCK_DIR, SLOTS, Cluster, clear_slot

@@ -14,7 +14,7 @@ import statistics
 import subprocess
 import sys
 
-from ...comm import UsageError
+from ...errors import UsageError
 from .cluster import Cluster
 from .spec import ClusterSpec
 

@@ -34,7 +34,7 @@ import threading
 import time
 from pathlib import Path
 
-from ...comm import UsageError
+from ...errors import UsageError
 from .spec import TUN_NAME, ClusterSpec, data_address
 
 LOCK_DIR = Path("/run/mpisgd-cluster")

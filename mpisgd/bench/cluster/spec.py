@@ -18,7 +18,7 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 
-from ...comm import UsageError
+from ...errors import UsageError
 
 TUN_NAME, TUN_MTU = "tun0", 65000  # each host's emulated data link; a large MTU keeps packet rates low
 

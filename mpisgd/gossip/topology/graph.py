@@ -16,7 +16,7 @@ from typing import Optional
 
 import numpy as np
 
-from ...comm.errors import UsageError
+from ...errors import UsageError
 
 
 def check_world_size(p) -> int:

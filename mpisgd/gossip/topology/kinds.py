@@ -12,7 +12,7 @@ from typing import Optional
 
 import numpy as np
 
-from ...comm.errors import UsageError
+from ...errors import UsageError
 from .graph import TimeVaryingTopology, Topology, check_world_size
 
 

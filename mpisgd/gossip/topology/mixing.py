@@ -23,7 +23,7 @@ from typing import Optional
 
 import numpy as np
 
-from ...comm.errors import UsageError
+from ...errors import UsageError
 
 MIXING_KINDS = ("uniform", "metropolis")
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ...comm.errors import UsageError
+from ...errors import UsageError
 from .graph import check_world_size
 from .kinds import (bipartite, exponential, fully_connected, one_peer_exponential, one_peer_hypercube,
                     random_regular, ring, torus)
