@@ -9,6 +9,17 @@ Device memory is handed to MPI directly only when the MPI library is
 CUDA-aware and the user said so (``cuda_aware=True`` or
 ``MPISGD_CUDA_AWARE=1``); otherwise it is staged through host memory.
 A library not known here can be taught with :func:`register_backend`.
+
+Example::
+
+    >>> import numpy
+    >>> backend = backend_for(numpy.ones(4, dtype=numpy.float32))
+    >>> backend.name, backend.is_device, backend.dot(numpy.ones(4), numpy.ones(4))
+    ('numpy', False, 4.0)
+    >>> backend_for([1, 2])
+    Traceback (most recent call last):
+    ...
+    TypeError: mpisgd does not know arrays of type list; use numpy, torch or cupy, or register a backend with mpisgd.comm.register_backend()
 """
 
 import sys

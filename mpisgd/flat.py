@@ -6,10 +6,15 @@ made. A torch model is mapped onto such buffers in place: after
 ``FlatParams.from_parameters(model.parameters())`` each parameter's
 ``.data`` and ``.grad`` are views into ``flat.params`` and ``flat.grads``.
 
-Example with numpy (no torch needed)::
+Example with numpy (no torch needed; the arrays are used in place)::
 
-    x = numpy.zeros(100); g = numpy.zeros(100)
-    flat = FlatParams(x, g)          # x and g are used in place
+    >>> import numpy
+    >>> x, g = numpy.zeros(100), numpy.zeros(100)
+    >>> flat = FlatParams(x, g)
+    >>> flat.params is x, flat.numel, flat.backend.name
+    (True, 100, 'numpy')
+    >>> flat.describe()
+    {'dtype': 'float64', 'numel': 100, 'shapes': [['params', [100]]]}
 """
 
 from typing import NamedTuple
