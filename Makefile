@@ -12,7 +12,7 @@ TORCH  ?= torch==2.13.0
 NP     ?= 4
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench gpu-check clean
 
 install: $(STAMP)
 
@@ -38,6 +38,13 @@ bench: install
 	OMP_NUM_THREADS=1 $(PY) -m mpisgd.bench allreduce --json runs/bench-allreduce.json
 	OMP_NUM_THREADS=1 $(PY) -m mpisgd.bench sync --json runs/bench-sync.json
 	OMP_NUM_THREADS=1 $(PY) -m mpisgd.bench.suite --out runs/suite --doc docs/results.md
+
+# Every CUDA path (torch and cupy arrays, select_device, host staging, CUDA-aware MPI) with 2 ranks on
+# one GPU, numbers checked, in under 5 minutes; one line per check and runs/gpu-check.json. Not
+# after `install`: that would put the CPU torch back over the CUDA build (docs/install.md, GPU check).
+# GPU_CHECK_ARGS="--cuda-aware force" tries CUDA-aware MPI even where the library does not report it.
+gpu-check:
+	OMP_NUM_THREADS=1 $(MPIEXEC) -n 2 $(PY) -m mpi4py -m mpisgd.gpucheck --json runs/gpu-check.json $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info
