@@ -20,11 +20,14 @@ its counters and buffers, and per-rank statistics.
 """
 
 import copy
+import hashlib
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Optional
 
-from .comm import Communicator, UsageError
+from .comm import AgreementError, Communicator, UsageError
 from .flat import FlatParams
+
+INIT_MODES = ("broadcast", "check", "keep")  # what construction does with the ranks' initial parameters
 
 
 @dataclass(frozen=True)
@@ -86,11 +89,16 @@ class Algorithm:
     state_buffers: ClassVar[tuple] = ()  # model-sized arrays saved (copied) by state_dict()
     state_fields: ClassVar[tuple] = ()  # small values (counters) saved by state_dict()
 
-    def __init__(self, flat, *, comm=None, **options):
+    def __init__(self, flat, *, comm=None, init="broadcast", **options):
+        """``init``: ``"broadcast"`` rank 0's parameters to every rank (the DDP convention),
+        ``"check"`` that the ranks start equal (:class:`AgreementError` otherwise) or
+        ``"keep"`` each rank's own start (decentralized experiments)."""
         self.flat = flat if isinstance(flat, FlatParams) else FlatParams(flat)
         self._owns_comm = not isinstance(comm, Communicator)
         self.comm = Communicator(comm) if self._owns_comm else comm
         try:
+            if not isinstance(init, str) or init not in INIT_MODES:
+                raise UsageError(f"init must be one of {', '.join(INIT_MODES)}, got {init!r}")
             self.config = self.resolve_options(options)
             problem = ""
         except UsageError as error:
@@ -101,9 +109,26 @@ class Algorithm:
         self.steps = 0
         shared = {k: v for k, v in self.config.items() if not self.options[k].per_rank}
         self.comm.check_agreement(
-            {"algorithm": self.name, "options": shared, "params": self.flat.describe()},
+            {"algorithm": self.name, "options": shared, "params": self.flat.describe(), "init": init},
             what="model and algorithm",
         )
+        self._start_from(init)
+
+    def _start_from(self, init: str) -> None:
+        """Broadcast or check the initial parameters; set-up traffic is not counted in the statistics."""
+        counted = self.comm.stats.as_dict()
+        try:
+            if init == "broadcast":
+                self.comm.bcast(self.flat.params, root=0)
+            elif init == "check":
+                digests = self.comm.allgather_object(_digest(self.flat))
+                differ = [rank for rank, digest in enumerate(digests) if digest != digests[0]]
+                if differ:
+                    raise AgreementError(
+                        f"ranks start from different parameter values: rank(s) {differ} differ from rank 0; "
+                        "seed every rank's model alike, or pass init='broadcast' (rank 0's values) or init='keep'")
+        finally:
+            self.comm.stats.load(counted)
 
     @classmethod
     def resolve_options(cls, given: dict) -> dict:
@@ -162,6 +187,13 @@ class Algorithm:
 
     def statistics(self) -> dict:
         return {"steps": self.steps, **self.comm.stats.as_dict()}
+
+
+def _digest(flat) -> str:
+    """SHA-256 of the parameter vector's bytes (copied to the host)."""
+    host = flat.backend.host_buffer(flat.params)
+    flat.backend.to_host(flat.params, host)
+    return hashlib.sha256(host.tobytes()).hexdigest()
 
 
 ALGORITHMS: dict = {}

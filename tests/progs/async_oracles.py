@@ -38,13 +38,13 @@ parts = fragment_indices(103, 4, seed=9)
 assert sorted(np.concatenate(parts).tolist()) == list(range(103))
 assert [len(q) for q in parts] == [25, 25, 25, 28]
 x = start(1)
-divshare = DivShare(FlatParams(x), comm=comm, fragments=5, peers=2)
+divshare = DivShare(FlatParams(x), comm=comm, fragments=5, peers=2, init="keep")
 assert len(set(comm.allgather(divshare.fingerprint()))) == 1
 
 # DivShare 2: one fragment to every other rank, all delivered before aggregating = exact averaging
 x = start(2)
 mean = gather(comm, x).mean(axis=0)
-exact = DivShare(FlatParams(x), comm=comm, fragments=1, peers=max(p - 1, 1))
+exact = DivShare(FlatParams(x), comm=comm, fragments=1, peers=max(p - 1, 1), init="keep")
 exact.share()
 exact.inbox.update(wait_for(exact, p - 1))
 exact.aggregate()
@@ -64,7 +64,7 @@ leave_cleanly(divshare)
 for algorithm_class, options in ((DivShare, {"fragments": 4, "peers": 2}), (Swift, {})):
     x = start(4)
     spread = np.ptp(gather(comm, x), axis=0).max()
-    algorithm = algorithm_class(FlatParams(x), comm=comm, **options)
+    algorithm = algorithm_class(FlatParams(x), comm=comm, init="keep", **options)
     for _ in range(300):
         algorithm.before_step()
         algorithm.after_step()
@@ -81,7 +81,7 @@ for algorithm_class, options in ((DivShare, {"fragments": 4, "peers": 2}), (Swif
 # Swift 5: weights sum to one; with every neighbour's model delivered the average is W x
 x = start(5)
 models = gather(comm, x)
-swift = Swift(FlatParams(x), comm=comm)
+swift = Swift(FlatParams(x), comm=comm, init="keep")
 for peer in swift.neighbours():
     swift.messenger.send(peer, 1, swift.model_to_host(), header=swift.stamp())
 arrived = wait_for(swift, len(swift.neighbours()))
@@ -95,7 +95,7 @@ leave_cleanly(swift)
 # AD-PSGD 6: atomic pairwise averages keep the sum of the models; lr 0: consensus on the initial mean
 x = start(6)
 total = gather(comm, x).sum(axis=0)
-adpsgd = ADPSGD(FlatParams(x), comm=comm)
+adpsgd = ADPSGD(FlatParams(x), comm=comm, init="keep")
 for _ in range(200):
     adpsgd.before_step()
     adpsgd.after_step()

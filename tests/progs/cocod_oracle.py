@@ -57,7 +57,7 @@ for step in range(1, 13):
 # 5. heterogeneous weights [reconstructed]: the average is weighted by w_i / sum w
 weight = 1.0 + comm.rank
 x = np.full(6, float(comm.rank))
-cocod = CoCoD(FlatParams(x), comm=comm, period=1, weight=weight)
+cocod = CoCoD(FlatParams(x), comm=comm, period=1, weight=weight, init="keep")
 snapshots, weights = gather(comm, x), gather(comm, weight)
 cocod.after_step()  # no local step: x = weighted mean of the start models
 expected = (weights[:, None] * snapshots).sum(axis=0) / weights.sum()
@@ -73,7 +73,7 @@ state = cocod.state_dict()
 assert state["steps"] == 5 and state["pending"] and np.array_equal(state["snapshot"], cocod.snapshot)
 assert np.array_equal(state["buffer"], cocod.buffer)
 twin_x = x.copy()
-twin = CoCoD(FlatParams(twin_x), comm=comm, period=period)
+twin = CoCoD(FlatParams(twin_x), comm=comm, period=period, init="keep")
 twin.load_state_dict(state)
 for algo, params in ((cocod, x), (twin, twin_x)):
     params -= lr * problem.grad(params)

@@ -12,7 +12,7 @@ lr, p = 0.05, comm.size
 
 # 1. conservation: sum_i x_i + z changes only by -lr sum_i g_i (elastic forces cancel)
 x = np.random.default_rng(comm.rank).standard_normal(6)  # different start models
-easgd = ElasticAveraging(FlatParams(x), comm=comm, period=2, moving_rate=0.9)
+easgd = ElasticAveraging(FlatParams(x), comm=comm, period=2, moving_rate=0.9, init="keep")
 for step in range(30):
     total = gather(comm, x).sum(axis=0) + easgd.center
     easgd.before_step()

@@ -16,7 +16,7 @@ def start(seed=0):
 
 # 1. the elastic correction is alpha (|P| x_i - sum_{j in P} x_j), P = requesters + own peer
 x = start()
-elastic = ElasticGossip(FlatParams(x), comm=comm, moving_rate=0.3)
+elastic = ElasticGossip(FlatParams(x), comm=comm, moving_rate=0.3, init="keep")
 for _ in range(5):
     models = gather(comm, x)
     elastic.before_step()  # learning rate 0: no local step between the hooks
@@ -30,7 +30,7 @@ for _ in range(5):
 # 3. alpha 0.5 with one partner: both move to the midpoint (p = 2: they always pick each other)
 if p == 2:
     x = start(1)
-    pair = ElasticGossip(FlatParams(x), comm=comm, moving_rate=0.5)
+    pair = ElasticGossip(FlatParams(x), comm=comm, moving_rate=0.5, init="keep")
     models = gather(comm, x)
     pair.before_step()
     pair.after_step()
@@ -39,7 +39,7 @@ if p == 2:
 # 4. consensus on the initial mean with alpha |P_i| < 1 (alpha 0.2, at most 4 partners here)
 x = start(2)
 mean = gather(comm, x).mean(axis=0)
-elastic = ElasticGossip(FlatParams(x), comm=comm, moving_rate=0.2, topology="ring" if p > 2 else "full")
+elastic = ElasticGossip(FlatParams(x), comm=comm, moving_rate=0.2, topology="ring" if p > 2 else "full", init="keep")
 for _ in range(200):
     elastic.before_step()
     elastic.after_step()
@@ -49,7 +49,7 @@ assert np.abs(gather(comm, x) - mean).max() < 1e-8, np.abs(gather(comm, x) - mea
 for variant in ("pull", "push"):
     x = start(3)
     low, high = gather(comm, x).min(axis=0), gather(comm, x).max(axis=0)
-    gossip = GossipingSGD(FlatParams(x), comm=comm, variant=variant, gossip_seed=5)
+    gossip = GossipingSGD(FlatParams(x), comm=comm, variant=variant, gossip_seed=5, init="keep")
     for _ in range(300):
         gossip.before_step()
         gossip.after_step()
@@ -59,7 +59,7 @@ for variant in ("pull", "push"):
 
 # 6. pull moves only the initiator, to the midpoint with its peer
 x = start(4)
-gossip = GossipingSGD(FlatParams(x), comm=comm, variant="pull")
+gossip = GossipingSGD(FlatParams(x), comm=comm, variant="pull", init="keep")
 models = gather(comm, x)
 gossip.before_step()
 gossip.after_step()
@@ -68,14 +68,14 @@ assert np.abs(x - expected).max() < 1e-15
 
 # 7. no gossip: probability 0 leaves the models alone; period 2 gossips every other step
 x = start(5)
-quiet = GossipingSGD(FlatParams(x), comm=comm, gossip_prob=0.0)
+quiet = GossipingSGD(FlatParams(x), comm=comm, gossip_prob=0.0, init="keep")
 before = x.copy()
 for _ in range(3):
     quiet.before_step()
     quiet.after_step()
 assert np.array_equal(x, before) and quiet.statistics()["gossips"] == 0
 x = start(6)
-sparse = ElasticGossip(FlatParams(x), comm=comm, gossip_period=2)
+sparse = ElasticGossip(FlatParams(x), comm=comm, gossip_period=2, init="keep")
 for _ in range(6):
     sparse.before_step()
     sparse.after_step()

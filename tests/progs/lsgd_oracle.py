@@ -15,7 +15,8 @@ p = comm.size
 common = Quadratic(comm, seed=7, identical=True)
 lr = 1.0 / common.lipschitz
 x = np.random.default_rng(comm.rank).standard_normal(6) * 3
-lsgd = LeaderSGD(FlatParams(x), comm=comm, period=1, global_period=1, pull=0.1, global_pull=0.1, loss_window=1)
+lsgd = LeaderSGD(FlatParams(x), comm=comm, period=1, global_period=1, pull=0.1, global_pull=0.1, loss_window=1,
+                 init="keep")
 leader_values = []
 for _ in range(300):
     x -= lr * common.grad(x)
@@ -27,7 +28,7 @@ assert np.abs(gather(comm, x) - common.minimizer).max() < 1e-8
 
 # 2. the leader is invariant under its own pull; the others move toward it
 x = np.random.default_rng(10 + comm.rank).standard_normal(6)
-lsgd = LeaderSGD(FlatParams(x), comm=comm, period=1, global_period=1000, pull=0.5, loss_window=1)
+lsgd = LeaderSGD(FlatParams(x), comm=comm, period=1, global_period=1000, pull=0.5, loss_window=1, init="keep")
 lsgd.report_loss(-float(comm.rank == p - 1))  # the last rank has the lowest loss
 before = gather(comm, x)
 lsgd.after_step()
@@ -47,7 +48,7 @@ assert lsgd.elect(lsgd.comm) == 0
 if p == 4:
     x = np.full(6, float(comm.rank))
     multi = LeaderSGD(FlatParams(x), comm=comm, period=1, global_period=1000, pull=1.0, group_size=2,
-                      loss_window=1)
+                      loss_window=1, init="keep")
     multi.report_loss(float(-(comm.rank % 2)))  # ranks 1 and 3 lead their groups
     multi.after_step()
     assert np.allclose(x, 1.0 if comm.rank < 2 else 3.0), x
@@ -66,7 +67,7 @@ assert lsgd.statistics()["bytes_sent"] == 0, lsgd.statistics()
 
 # 6. finish(): every rank holds the global leader's model; state_dict keeps the losses
 x = np.random.default_rng(20 + comm.rank).standard_normal(6)
-lsgd = LeaderSGD(FlatParams(x), comm=comm)
+lsgd = LeaderSGD(FlatParams(x), comm=comm, init="keep")
 lsgd.report_loss(float(comm.rank))
 lsgd.finish()
 assert np.ptp(gather(comm, x), axis=0).max() == 0, "finish() leaves one model"

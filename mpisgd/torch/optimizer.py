@@ -1,0 +1,144 @@
+"""DistributedOptimizer: a ``torch.optim.Optimizer`` that runs an mpisgd algorithm around another one.
+
+The local optimizer does the update (SGD, momentum, Adam, ...); the algorithm
+does the distributed part around it. Nothing of torch's optimizer is
+re-implemented: like torch's ``PostLocalSGDOptimizer`` and Opacus's
+``DPOptimizer``, the wrapper shares ``param_groups``, ``state`` and
+``defaults`` with the optimizer it wraps (the same objects), so LR
+schedulers, ``Optimizer`` step hooks and checkpoints see one optimizer.
+
+Example::
+
+    from mpi4py import MPI
+    import torch, mpisgd
+    opt = mpisgd.SyncSGD(torch.optim.SGD(model.parameters(), lr=0.1), comm=MPI.COMM_WORLD)
+    scheduler = torch.optim.lr_scheduler.StepLR(opt, step_size=10)
+    for x, y in batches:
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+        scheduler.step()
+    opt.finish()
+"""
+
+import torch
+
+from ..algorithm import get_algorithm
+from ..errors import UsageError
+from ..flat import FlatParams
+
+
+def _shared(name: str, doc: str) -> property:
+    """An attribute read from (and written to) the wrapped optimizer: one object, two names."""
+    return property(lambda self: getattr(self.optimizer, name),
+                    lambda self, value: setattr(self.optimizer, name, value), doc=doc)
+
+
+class DistributedOptimizer(torch.optim.Optimizer):
+    """``optimizer`` plus the algorithm ``algorithm`` (a registered name or an Algorithm class).
+
+    The optimizer's parameters are moved into one flat buffer (they stay the
+    same ``Parameter`` objects, so the model and the optimizer keep working);
+    gradients are views into a second flat buffer, and backward hooks tell
+    the algorithm when each gradient is complete. ``init`` says what
+    construction does with the ranks' initial parameters: ``"broadcast"``
+    rank 0's (default, as DDP), ``"check"`` they are equal, ``"keep"`` them.
+    ``Optimizer.__init__`` is not called: the parameter groups are the wrapped
+    optimizer's, never copied.
+    """
+
+    param_groups = _shared("param_groups", "The wrapped optimizer's parameter groups (the same list).")
+    state = _shared("state", "The wrapped optimizer's per-parameter state (the same dict).")
+    defaults = _shared("defaults", "The wrapped optimizer's defaults (the same dict).")
+    # step/state_dict hooks registered here are the wrapped optimizer's: they run around its step
+    _optimizer_step_pre_hooks = _shared("_optimizer_step_pre_hooks", None)
+    _optimizer_step_post_hooks = _shared("_optimizer_step_post_hooks", None)
+    _optimizer_state_dict_pre_hooks = _shared("_optimizer_state_dict_pre_hooks", None)
+    _optimizer_state_dict_post_hooks = _shared("_optimizer_state_dict_post_hooks", None)
+    _optimizer_load_state_dict_pre_hooks = _shared("_optimizer_load_state_dict_pre_hooks", None)
+    _optimizer_load_state_dict_post_hooks = _shared("_optimizer_load_state_dict_post_hooks", None)
+
+    def __init__(self, optimizer, algorithm, *, comm=None, names=None, init="broadcast", **options):
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
+        cls = get_algorithm(algorithm) if isinstance(algorithm, str) else algorithm
+        self.optimizer = optimizer
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        self.flat = FlatParams.from_parameters(params, names=names)
+        self.algorithm = cls(self.flat, comm=comm, init=init, **options)
+        self._hooks = [
+            p.register_post_accumulate_grad_hook(self._make_hook(index))
+            for index, p in enumerate(self.flat.tensors)
+            if p.requires_grad
+        ]
+
+    def _make_hook(self, index: int):
+        adopt, ready = self.flat.adopt_grad, self.algorithm.grad_ready  # bound once: the hook runs every backward
+
+        def hook(_param):
+            adopt(index)
+            ready(index)
+
+        return hook
+
+    @property
+    def comm(self):
+        return self.algorithm.comm
+
+    def add_param_group(self, param_group: dict) -> None:
+        """Not supported: raises :class:`~mpisgd.errors.UsageError` (the flat buffer is fixed at construction)."""
+        raise UsageError("add_param_group is not supported: the flat parameter buffer is fixed at construction; "
+                         "add every parameter group to the local optimizer, then build the distributed optimizer")
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Zero the flat gradient buffer; gradients stay views into it (``set_to_none`` is ignored)."""
+        self.flat.zero_grad()
+
+    def step(self, closure=None):
+        """``before_step()`` of the algorithm, the local optimizer's step, ``after_step()``."""
+        self.algorithm.before_step()
+        loss = self.optimizer.step() if closure is None else self.optimizer.step(closure)
+        self.algorithm.after_step()
+        return loss
+
+    def report_loss(self, loss: float) -> None:
+        """Tell the algorithm this step's training loss (leader choice in LSGD)."""
+        self.algorithm.report_loss(float(loss))
+
+    def progress(self) -> None:
+        """Advance in-flight communication; call it during long local work."""
+        self.algorithm.progress()
+
+    def finish(self) -> None:
+        """Complete in-flight communication (call once, after the last step)."""
+        self.algorithm.finish()
+
+    def statistics(self) -> dict:
+        return self.algorithm.statistics()
+
+    def state_dict(self) -> dict:
+        """The wrapped optimizer's ``state_dict()`` (``state``, ``param_groups``) plus ``"algorithm"``:
+        the algorithm's options, counters and buffers."""
+        state = self.optimizer.state_dict()
+        state["algorithm"] = self.algorithm.state_dict()
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        state = dict(state_dict)
+        algorithm = state.pop("algorithm", None)
+        self.optimizer.load_state_dict(state.pop("optimizer", state))  # "optimizer": the 0.1 layout
+        if algorithm is not None:
+            self.algorithm.load_state_dict(algorithm)
+
+    def close(self) -> None:
+        """Remove the backward hooks and free the algorithm's private communicator."""
+        for handle in self._hooks:
+            handle.remove()
+        self._hooks = []
+        self.algorithm.close()
+
+    def __getstate__(self):
+        raise TypeError(f"{type(self).__name__} holds MPI state and cannot be pickled; save its state_dict()")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.algorithm.name}, {self.optimizer!r})"
