@@ -10,6 +10,59 @@ def test_messenger_outbox_inbox_slow_link_and_clean_exit(ranks):
 
 
 @pytest.mark.parametrize("ranks", [1, 2, 4])
+def test_messenger_parts_each_on_their_own(ranks):
+    """Outbox caps/replacement/drop, inbox receive/newest/receive_one/exchange, throttle FIFO timing, exit."""
+    assert_ok(run_prog(ranks, "messenger_parts.py"))
+
+
+def test_waiting_ranks_do_not_burn_a_core():
+    """4 ranks on 2 cores: ranks waiting in close() for a late peer, and AD-PSGD active workers waiting
+    for a slow passive one, use well under a quarter of a core (they spun at 33-50% before)."""
+    result = run_prog(4, "waiting_ranks_idle.py", timeout=120)
+    assert_ok(result)
+    print(result.stdout)
+
+
+def test_throttle_is_a_fifo_link_of_its_rate():
+    from mpisgd.comm import Throttle
+
+    link = Throttle(1000.0)  # bytes per second
+    assert link.finished(now=0.0) is None and not link.busy
+    link.start(3, 9, b"x" * 250, now=1.0)
+    with pytest.raises(RuntimeError):
+        link.start(4, 9, b"y", now=1.0)  # one message at a time
+    assert link.finished(now=1.2499) is None and link.busy
+    assert link.finished(now=1.25) == (3, 9, b"x" * 250) and not link.busy and link.transmitted == 1
+    link.start(4, 9, b"y" * 10, now=2.0)
+    assert link.drop() == 1 and not link.busy and link.drop() == 0
+    for bad in (0, -1.0, True):
+        with pytest.raises(ValueError):
+            Throttle(bad)
+
+
+def test_backoff_grows_resets_and_times_out():
+    import time
+
+    from mpisgd.comm import Backoff, MPISGDError
+
+    backoff = Backoff(shortest=1e-4, longest=4e-4)
+    intervals = []
+    for _ in range(5):
+        backoff.idle()
+        intervals.append(backoff.interval)
+    assert intervals == [1e-4, 2e-4, 4e-4, 4e-4, 4e-4]
+    backoff.after(True)
+    assert backoff.interval == 0.0
+    start = time.perf_counter()
+    backoff.after(False)
+    assert time.perf_counter() - start < 0.05  # right after something happened: no real sleep
+    waiting = Backoff(timeout=0.05, what="the test's wait")
+    with pytest.raises(MPISGDError, match="the test's wait did not finish within 0.05 s"):
+        while True:
+            waiting.idle()
+
+
+@pytest.mark.parametrize("ranks", [1, 2, 4])
 def test_gossip_and_elastic_gossip_oracles(ranks):
     assert_ok(run_prog(ranks, "gossip_oracle.py"))
 
@@ -49,6 +102,6 @@ def test_straggler_and_time_budget_end_cleanly(tmp_path, algorithm):
 
 def test_divshare_delivers_the_fragments_it_sends():
     """Ω = 8 with H = 1: every fragment sent arrives (nothing dropped, delivery 1, the exit protocol
-    accounting for every message); a rank on a slow emulated link still sends at its link's pace,
+    accounting for every message); a rank behind a Throttle still sends at its link's pace,
     the newest fragments replacing older queued ones."""
     assert_ok(run_prog(4, "divshare_delivery.py", timeout=120))

@@ -1,8 +1,14 @@
-"""Message tags of mpisgd's point-to-point traffic: one table, named constants.
+"""Message tags of mpisgd's point-to-point traffic: one table, named constants, and the tag arithmetic.
 
 Every tag lives on mpisgd's private duplicate communicator, so it never
 meets the user's own messages. Fragment messages use ``FRAGMENT + f`` for
-fragment ``f`` (``f < MAX_FRAGMENTS``).
+fragment ``f`` (``f < MAX_FRAGMENTS``); :func:`fragment_tag` and
+:func:`fragment_of` convert both ways.
+
+Example::
+
+    >>> fragment_of(fragment_tag(5)), name(fragment_tag(5)), name(MODEL)
+    (5, 'fragment-5', 'model')
 """
 
 MODEL = 1  # a full flat model (gossip, Swift, AD-PSGD)
@@ -15,10 +21,22 @@ NAMES = {MODEL: "model", AVERAGE_REQUEST: "average-request", AVERAGE_REPLY: "ave
 
 
 def fragment_tag(fragment: int) -> int:
+    """The tag of fragment ``fragment``'s messages."""
     if not 0 <= fragment < MAX_FRAGMENTS:
         raise ValueError(f"fragment id {fragment} outside [0, {MAX_FRAGMENTS})")
     return FRAGMENT + fragment
 
 
+def is_fragment(tag: int) -> bool:
+    return FRAGMENT <= tag < FRAGMENT + MAX_FRAGMENTS
+
+
+def fragment_of(tag: int) -> int:
+    """The fragment id a fragment message's tag carries."""
+    if not is_fragment(tag):
+        raise ValueError(f"tag {tag} is not a fragment tag")
+    return tag - FRAGMENT
+
+
 def name(tag: int) -> str:
-    return f"fragment-{tag - FRAGMENT}" if tag >= FRAGMENT else NAMES.get(tag, f"tag-{tag}")
+    return f"fragment-{fragment_of(tag)}" if is_fragment(tag) else NAMES.get(tag, f"tag-{tag}")

@@ -6,7 +6,8 @@ Ranks are split by a bipartite topology into active (even) and passive
 at random and averages atomically with it: it sends its model
 (``AVERAGE_REQUEST``), waits for the passive worker's model
 (``AVERAGE_REPLY``) and both set their model to the midpoint of the two
-values exchanged. The local optimizer then applies the gradient computed
+values exchanged (waiting with a back-off, so a slow passive worker keeps
+its core). The local optimizer then applies the gradient computed
 before the average (on a possibly stale model). A passive worker serves
 requests one at a time between its own steps (and while it is leaving, so
 no active worker ever waits for a finished peer); serving one at a time is
@@ -47,9 +48,7 @@ class ADPSGD(AsyncGossip):
     def average_with(self, peer: int) -> None:
         model = self.model_to_host()
         self.messenger.send(peer, tags.AVERAGE_REQUEST, model, header=self.stamp())
-        while self.messenger.pending():
-            self.messenger.progress()
-        reply = self.messenger.receive_one(peer, tags.AVERAGE_REPLY)
+        reply = self.messenger.receive_one(peer, tags.AVERAGE_REPLY)  # advances the request; backs off
         self.host += reply.data
         self.host *= 0.5
         self.host_to_model()

@@ -6,8 +6,8 @@ fragment's indices from its id alone (``tag = FRAGMENT + id``). Every
 ``local_steps`` (H) steps each rank
 
 1. drops its queued fragments that are not yet on their way (``drop_stale``:
-   stale models are never sent late; a fragment already posted, or on the
-   emulated slow link, goes on);
+   stale models are never sent late; a fragment already posted, or on a
+   throttled messenger's slow link, goes on);
 2. for each fragment, picks ``peers`` (J) random neighbours and queues the
    fragment's current values for them (in a shuffled order); the outbox
    sends them while training continues;
@@ -22,8 +22,8 @@ receiver also calls into MPI (a rendezvous send, or an eager one once the
 receiver's buffers are full, waits for the receive), so a rank that takes
 fragments once per round holds its peers' sends back and their queued
 fragments are dropped as stale. The per-peer in-flight cap is four
-models' worth, ``4 * fragments`` sends, so that one round's fragments
-never wait behind it.
+models' worth, ``4 * fragments`` sends (``messenger_options``), so that one
+round's fragments never wait behind it.
 
 Ω = 1 and J = p - 1 with every fragment delivered before aggregation is
 exact model averaging. Differences from the artifact: the permutation is of
@@ -68,8 +68,11 @@ class DivShare(AsyncGossip):
         if self.fragments > min(self.flat.numel, tags.MAX_FRAGMENTS):
             raise UsageError(f"{self.fragments} fragments for {self.flat.numel} parameters")
         self.indices = fragment_indices(self.flat.numel, self.fragments, self.gossip_seed)
-        self.max_in_flight = self.messenger.max_in_flight = self.models_in_flight * self.fragments
         self.inbox = {}  # (sender, tag) -> newest Message
+
+    def messenger_options(self) -> dict:
+        """Per-peer in-flight cap: ``models_in_flight`` models' worth of fragments."""
+        return {**super().messenger_options(), "max_in_flight": self.models_in_flight * self.fragments}
 
     def fingerprint(self) -> str:
         """A hash of the fragment indices (identical on every rank for the same seed)."""
@@ -81,7 +84,7 @@ class DivShare(AsyncGossip):
     def share(self) -> None:
         """Queue every fragment for J random neighbours (dropping last round's stale ones)."""
         if self.drop_stale:
-            self.messenger.drop_queued(keep_transmitting=True)  # a slow link finishes its fragment
+            self.messenger.drop_queued(keep_transmitting=True)  # a throttled link finishes its fragment
         neighbours = self.neighbours()
         if not neighbours:
             return
@@ -111,7 +114,7 @@ class DivShare(AsyncGossip):
         total = self.model_to_host().copy()
         count = np.ones(len(total))
         for (_, tag), message in self.inbox.items():
-            index = self.indices[tag - tags.FRAGMENT]
+            index = self.indices[tags.fragment_of(tag)]
             total[index] += message.data
             count[index] += 1
         np.divide(total, count, out=self.host)

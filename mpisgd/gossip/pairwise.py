@@ -7,48 +7,46 @@ Per gossip step (ALGORITHMS.md §6.1, the Elastic Gossip thesis code):
 2. one ``Allgather`` of the choices tells each rank its requesters
    ``R_i = {j : q_j = i}`` (it also acts as the round's barrier);
 3. the pre-step models travel between the partners the variant needs
-   (``Messenger.exchange``: receives and sends posted together, the local
-   optimizer step runs while they fly, waited for in ``after_step``);
+   (``Messenger.exchange``: receives and sends posted together, then
+   waited for; every partner is in the same round);
 4. after the local step, ``x_i <- x_i - u_i`` with the variant's correction
    ``u_i`` computed from the pre-step models.
 
 Subclasses say whom to exchange with (``partners``) and what the
 correction is (``correction``). No staleness: rounds are synchronous.
-``finish()`` averages all models once (one all-reduce).
+Set-up and ``finish()`` (one all-reduce average): :mod:`mpisgd.gossip.base`.
 """
 
 import numpy as np
 
-from ..algorithm import Algorithm, Option, fraction, positive
-from ..comm import Messenger, UsageError, tags
-from .topology import parse_topology
+from ..algorithm import Option, fraction, positive
+from ..comm import UsageError, tags
+from .base import GossipAlgorithm
 
 NO_PEER = -1
 
 
-class PairwiseGossip(Algorithm):
+class PairwiseGossip(GossipAlgorithm):
     """Base class: peer choice, the exchange of pre-step models, the correction after the step."""
 
     options = {
-        "topology": Option("full", "peer graph: full, ring, torus, exponential, regular:D, ... "
-                                   "(see docs/topologies.md)"),
+        **GossipAlgorithm.options,
         "gossip_prob": Option(1.0, "probability that a rank starts a gossip on a gossip step", fraction),
         "gossip_period": Option(1, "steps between gossip steps", positive),
-        "gossip_seed": Option(0, "seed of the peer choices (rank r uses the stream (seed, r))"),
     }
 
     def __init__(self, flat, *, comm=None, **options):
         super().__init__(flat, comm=comm, **options)
-        self.graph = parse_topology(self.topology, self.comm.size, self.gossip_seed)
         if self.graph.directed:
             raise UsageError(f"{self.name} exchanges models both ways: topology {self.topology!r} is directed "
                              "(use an undirected one, e.g. exponential:undirected)")
-        self.rng = np.random.default_rng([self.gossip_seed, self.comm.rank])
-        dtype = self.flat.backend.numpy_dtype(self.flat.params)
-        self.messenger = Messenger(self.comm, dtype=dtype)
-        self.before = self.flat.backend.host_buffer(self.flat.params)  # this rank's pre-step model
         self.round = None  # (received messages) of the gossip step in progress
         self.gossips = 0
+
+    @property
+    def before(self) -> np.ndarray:
+        """x_i: this rank's pre-step model (the host buffer, filled in ``before_step``)."""
+        return self.host
 
     def partners(self, peer: int, requesters: list):
         """(ranks to send the pre-step model to, ranks to receive one from)."""
@@ -59,7 +57,7 @@ class PairwiseGossip(Algorithm):
         raise NotImplementedError
 
     def choose_peer(self) -> int:
-        neighbours = self.graph.neighbors(self.comm.rank, step=self.steps)
+        neighbours = self.neighbours()
         if not neighbours or self.rng.random() >= self.gossip_prob:
             return NO_PEER
         return int(self.rng.choice(neighbours))
@@ -71,9 +69,9 @@ class PairwiseGossip(Algorithm):
         choices = self.comm.allgather(np.array([peer], dtype=np.int64))[:, 0]
         requesters = [int(j) for j in np.flatnonzero(choices == self.comm.rank)]
         send_to, receive_from = self.partners(peer, requesters)
-        self.flat.backend.to_host(self.flat.params, self.before)
-        received = self.messenger.exchange({j: self.before for j in send_to}, receive_from, tags.MODEL,
-                                           length=len(self.before))
+        before = self.model_to_host()
+        received = self.messenger.exchange({j: before for j in send_to}, receive_from, tags.MODEL,
+                                           length=len(before))
         self.round = {j: message.data for j, message in received.items()}
         self.peer, self.requesters = peer, requesters
 
@@ -86,14 +84,5 @@ class PairwiseGossip(Algorithm):
             self.round = None
         super().after_step()
 
-    def finish(self) -> None:
-        self.comm.allreduce(self.flat.params, average=True)
-
     def statistics(self) -> dict:
         return {**super().statistics(), "gossips": self.gossips}
-
-    def close(self) -> None:
-        self.messenger.close()
-        super().close()
-
-

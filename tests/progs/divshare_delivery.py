@@ -9,8 +9,9 @@
    of every round reaches every peer, in order, with the sender's values
    of that round; nothing is dropped, and the exit protocol accounts for
    every message (delivery exactly 1).
-2. The last rank has an emulated slow uplink (one fragment takes ``LINK_S``
-   seconds); it runs rounds until it has sent a few fragments while the
+2. The last rank has a slow uplink, a Throttle plugged into its messenger
+   from outside (one fragment takes ``LINK_S`` seconds); it runs rounds
+   until it has sent a few fragments while the
    others keep running. Oracle: its fragments leave at the link's pace and
    arrive (lower bound: no earlier than one transmission time after they
    were queued), each transmission carries the newest values queued (older
@@ -25,7 +26,7 @@ from _common import done, no_torch, world
 from mpi4py import MPI
 
 from mpisgd import FlatParams
-from mpisgd.comm import tags
+from mpisgd.comm import Throttle, tags
 from mpisgd.gossip import DivShare
 
 comm = world()
@@ -111,12 +112,13 @@ assert stats["messages_dropped"] == 0, stats
 LINK_S, SLOW_SENDS, SMALL = 0.2, 3, 512
 slow_rank = p - 1
 slow = rank == slow_rank and p > 1
-seconds_per_byte = LINK_S / ((SMALL + 2) * 8)  # one fragment message (payload + 2 header values)
+bytes_per_second = (SMALL + 2) * 8 / LINK_S  # one fragment message (payload + 2 header values)
 y = np.zeros(FRAGMENTS * SMALL)
-divshare = DivShare(FlatParams(y), comm=comm, fragments=FRAGMENTS, peers=max(p - 1, 1),
-                    slow_link=seconds_per_byte if slow else 0.0)
+divshare = DivShare(FlatParams(y), comm=comm, fragments=FRAGMENTS, peers=max(p - 1, 1))
 arrivals = record_arrivals(divshare)
 messenger = divshare.messenger
+if slow:
+    messenger.throttle = Throttle(bytes_per_second)
 barrier = None if slow else comm.Ibarrier()  # the others run until the slow rank has sent enough
 start, deadline, on_link, transmissions = time.time(), time.time() + DEADLINE_S, None, []
 while True:
@@ -124,8 +126,9 @@ while True:
     for _ in range(3):  # local work with the backward hook
         time.sleep(0.002)
         divshare.grad_ready(0)
-        if messenger.transmitting is not None and messenger.transmitting is not on_link:
-            on_link = messenger.transmitting
+        link = messenger.throttle.on_link if slow else None
+        if link is not None and link is not on_link:
+            on_link = link
             transmissions.append((int(on_link[2][-2]), divshare.steps))  # (step of its values, step now)
     if slow and barrier is None and messenger.sent_to.sum() >= SLOW_SENDS:
         barrier = comm.Ibarrier()

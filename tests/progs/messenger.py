@@ -1,4 +1,5 @@
-"""The peer-to-peer messaging layer: outbox, newest-only inbox, exchange, slow link, exit."""
+"""The peer-to-peer messaging layer through its facade: outbox, newest-only inbox, exchange, a throttled
+slow link, exit. Each part on its own: messenger_parts.py."""
 
 import time
 
@@ -6,7 +7,7 @@ import numpy as np
 from _common import done, world
 from mpi4py import MPI
 
-from mpisgd.comm import Communicator, Messenger, tags
+from mpisgd.comm import Backoff, Communicator, Messenger, Throttle, tags
 
 comm = world()
 rank, p = comm.rank, comm.size
@@ -32,8 +33,10 @@ if p > 1:
     assert last.header[0] == 19 and np.all(last.data == 19.0), last.header
     assert messenger.received_from[left] + messenger.dropped >= 1
 
-# 3. a slow uplink: a message is not delivered before its transmission time
-slow = Messenger(Communicator(comm), seconds_per_byte=2e-6 if rank == 0 else 0.0)  # 80 kB: 0.16 s
+# 3. a slow uplink (a throttle plugged in from outside): a message is not delivered before its transmission time
+slow = Messenger(Communicator(comm))
+if rank == 0:
+    slow.throttle = Throttle(1 / 2e-6)  # 2 us per byte: 80 kB take 0.16 s
 comm.Barrier()
 start = MPI.Wtime()
 if rank == 0 and p > 1:
@@ -41,8 +44,9 @@ if rank == 0 and p > 1:
 if rank == 1:
     message = slow.receive_one(0, tags.MODEL)
     assert MPI.Wtime() - message.header[0] >= 10_008 * 8 * 2e-6 * 0.99, MPI.Wtime() - message.header[0]
+backoff = Backoff()
 while slow.pending():
-    slow.progress()
+    backoff.after(slow.progress())
 
 # 4. the exit protocol: ranks finish at different times with messages still flowing
 for step in range(30 + 20 * rank):  # the last ranks send longest

@@ -1,0 +1,92 @@
+"""The receiving side of the messenger, and the synchronous exchange.
+
+- ``receive()`` takes every message that has arrived with matched probes
+  (``Improbe`` + ``Mrecv``: no other receive can take a probed message),
+  never waiting.
+- ``receive_one()`` waits for one message from a known peer, polling with
+  a back-off (MPICH's blocking probe would spin on a core that the peer may
+  need to compute the answer).
+- ``newest()`` keeps each (source, tag)'s newest message.
+- ``exchange()`` is the synchronous pattern: post receives from known
+  peers and sends to known peers, wait for all (a blocking ``Waitall``:
+  every partner is in the same round).
+
+Counter: ``received_from[peer]``.
+"""
+
+import numpy as np
+
+from .backoff import Backoff
+from .message import Framing
+from .mpi import MPI
+
+
+class Inbox:
+    """Receives on a Communicator; ``isend(peer, tag, data)`` posts the sends of ``exchange()``."""
+
+    def __init__(self, comm, framing: Framing, isend):
+        self.comm, self.mpi = comm, comm.mpi
+        self.framing, self.isend = framing, isend
+        self.received_from = np.zeros(comm.size, dtype=np.int64)
+
+    def _take(self, matched, status):
+        data = np.empty(status.Get_count(MPI.BYTE) // self.framing.dtype.itemsize, dtype=self.framing.dtype)
+        matched.Recv(data)
+        source = status.Get_source()
+        self.received_from[source] += 1
+        self.comm.stats.count(0, data.nbytes)
+        return self.framing.unpack(source, status.Get_tag(), data)
+
+    def receive(self, tag: int = None, source: int = None, *, patience: int = 1) -> list:
+        """Every matching message that has arrived, oldest first; never waits.
+
+        Stops after ``patience`` probes in a row that find nothing. An MPI
+        library may answer "nothing" before the progress poll that brings
+        the next waiting message in (MPICH's ch4 ``Improbe`` does), so a
+        drain of many small messages should ask for a few (DivShare: 4)."""
+        tag = MPI.ANY_TAG if tag is None else tag
+        source = MPI.ANY_SOURCE if source is None else source
+        messages, status, misses = [], MPI.Status(), 0
+        while misses < patience:
+            matched = self.mpi.Improbe(source=source, tag=tag, status=status)
+            if matched is None:
+                misses += 1
+                continue
+            misses = 0
+            messages.append(self._take(matched, status))
+        return messages
+
+    def receive_one(self, source: int, tag: int, *, while_waiting=None, timeout: float = None):
+        """Wait for one message from ``source`` with ``tag`` (time counted as blocked).
+
+        Polls, backing off while nothing arrives; ``while_waiting()`` runs
+        between polls (e.g. the outbox's progress; True when it did
+        something)."""
+        status, backoff = MPI.Status(), Backoff(timeout=timeout, what=f"receiving tag {tag} from rank {source}")
+        with self.comm.stats.blocked():
+            while (matched := self.mpi.Improbe(source=source, tag=tag, status=status)) is None:
+                backoff.after(while_waiting is not None and while_waiting())
+        return self._take(matched, status)
+
+    @staticmethod
+    def newest(messages) -> dict:
+        """The newest message per (source, tag): a peer's older models are superseded."""
+        return {(m.source, m.tag): m for m in messages}
+
+    def exchange(self, sends: dict, receive_from, tag: int, length: int, header=()) -> dict:
+        """Send ``sends[peer]`` to each peer and receive one ``length``-long payload from each of
+        ``receive_from``.
+
+        All receives and sends are posted, then waited for together; the time
+        counts as blocked. Returns ``{peer: Message}``.
+        """
+        buffers = {peer: self.framing.empty(length) for peer in receive_from}
+        requests = [self.mpi.Irecv(buffer, source=peer, tag=tag) for peer, buffer in buffers.items()]
+        packed = {peer: self.framing.pack(payload, header) for peer, payload in sends.items()}
+        requests += [self.isend(peer, tag, data) for peer, data in packed.items()]
+        with self.comm.stats.blocked():
+            MPI.Request.Waitall(requests)
+        for peer, data in buffers.items():
+            self.received_from[peer] += 1
+            self.comm.stats.count(0, data.nbytes)
+        return {peer: self.framing.unpack(peer, tag, data) for peer, data in buffers.items()}

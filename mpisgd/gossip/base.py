@@ -1,0 +1,76 @@
+"""What every gossip algorithm shares, synchronous pairwise rounds and asynchronous ones alike.
+
+- ``topology`` (parsed once into ``self.graph``; one rank has no peers, so
+  every kind of graph degenerates to ``full`` there) and ``gossip_seed``:
+  rank ``r`` draws its random peer choices from the stream ``(seed, r)``
+  (``self.rng``);
+- ``self.host``: this rank's model on the host, the buffer messages are
+  built from and averaged into;
+- ``self.messenger``: the peer-to-peer :class:`~mpisgd.comm.Messenger`,
+  built from :meth:`GossipAlgorithm.messenger_options` (a hook: the header
+  size and in-flight cap a family or algorithm needs). A slow uplink is
+  plugged in from outside: ``algorithm.messenger.throttle = Throttle(rate)``;
+- leaving: ``finish()`` runs the messenger's exit protocol (serving late
+  messages with :meth:`serve`) and averages the models once (one
+  all-reduce), ``close()`` leaves if that has not happened yet.
+"""
+
+import numpy as np
+
+from ..algorithm import Algorithm, Option
+from ..comm import Messenger
+from .topology import parse_topology
+
+
+class GossipAlgorithm(Algorithm):
+    """Base class of the gossip families (:mod:`.pairwise`, :mod:`.asynchronous`)."""
+
+    options = {
+        "topology": Option("full", "peer graph: full, ring, torus, exponential, regular:D, ... "
+                                   "(see docs/topologies.md)"),
+        "gossip_seed": Option(0, "seed of the random peer choices (rank r uses the stream (seed, r))"),
+    }
+    header_size = 1  # values sent along with each model
+    max_in_flight = 1  # posted sends per peer; more are queued (newest only)
+    drop_on_close = True  # queued messages are stale models when a rank leaves
+
+    def __init__(self, flat, *, comm=None, **options):
+        super().__init__(flat, comm=comm, **options)
+        topology = self.topology if self.comm.size > 1 else "full"
+        self.graph = parse_topology(topology, self.comm.size, self.gossip_seed)
+        self.rng = np.random.default_rng([self.gossip_seed, self.comm.rank])
+        self.host = self.flat.backend.host_buffer(self.flat.params)  # this rank's model, on the host
+        self.messenger = Messenger(self.comm, **self.messenger_options())
+        self.finished = False
+
+    def messenger_options(self) -> dict:
+        """Keyword arguments of the :class:`~mpisgd.comm.Messenger` (override to change the cap or header)."""
+        return {"dtype": self.flat.backend.numpy_dtype(self.flat.params), "header_size": self.header_size,
+                "max_in_flight": self.max_in_flight}
+
+    def neighbours(self) -> list:
+        return self.graph.neighbors(self.comm.rank, step=self.steps)
+
+    def model_to_host(self) -> np.ndarray:
+        self.flat.backend.to_host(self.flat.params, self.host)
+        return self.host
+
+    def host_to_model(self) -> None:
+        self.flat.backend.from_host(self.host, self.flat.params)
+
+    def serve(self, message) -> None:
+        """A message arriving while this rank is leaving (default: discarded)."""
+
+    def leave(self) -> None:
+        """The messenger's exit protocol, once."""
+        if not self.finished:
+            self.messenger.close(serve=self.serve, drop_queued=self.drop_on_close)
+            self.finished = True
+
+    def finish(self) -> None:
+        self.leave()
+        self.comm.allreduce(self.flat.params, average=True)
+
+    def close(self) -> None:
+        self.leave()
+        super().close()
