@@ -22,8 +22,8 @@ bytes than sync) and ``accuracy_<variant>_minus_sync``.
 import dataclasses
 
 from ..errors import UsageError
-from .training import (TrainRunner, add_target_and_repeats, add_training_arguments, over, run_interleaved,
-                       show_ratios, train_config, training_settings, warm_up)
+from .training import (TrainRunner, add_target_and_repeats, add_training_arguments, compare, over,
+                       train_config, training_settings, warm_up)
 
 SUMMARY = "elastic-gossip, gossip and sync at the same epochs: final accuracy against bytes sent"
 GOALS = {}  # informative
@@ -101,11 +101,9 @@ def run(comm, args):
     runners = {name: TrainRunner(comm, name, lambda v=variant: variant_config(settings, v), "gossip",
                                  settings["metrics_dir"])
                for name, variant in variants.items()}
-    results = run_interleaved(comm, runners, settings["repeats"])
+    results, ratios = compare(comm, runners, settings["repeats"], ratios_of, "gossip ratios")
     for name, entry in results.items():
         entry["algorithm"], entry["options"] = variants[name]["algorithm"], variants[name]["options"]
-    ratios = ratios_of(results)
-    show_ratios(comm, "gossip ratios", ratios)
     config = {
         **settings,
         "ranks": comm.Get_size(),

@@ -53,8 +53,8 @@ options and re-launches under mpiexec then starts quickly.
 """
 
 from ..errors import UsageError
-from .training import (TrainRunner, add_target_and_repeats, add_training_arguments, metrics_folder, options_taken,
-                       over, run_interleaved, show_ratios, steps_per_epoch, train_config, training_settings)
+from .training import (add_target_and_repeats, add_training_arguments, compare, metrics_folder, over,
+                       timed_runners, training_settings)
 
 SUMMARY = "sync, local and cocod trained side by side: time per iteration, blocked time, time to accuracy"
 GOALS = {}  # informative: no speed-up of cocod is expected where communication is nearly free
@@ -95,25 +95,6 @@ def resolve_settings(args) -> dict:
     return settings
 
 
-def timed_runners(comm, settings: dict, directory, label: str) -> dict:
-    """One runner per algorithm, the same settings but the algorithm and its ``period``, with the timeline
-    figures (``iter_s``: training time per step without evaluations); shared with :mod:`.scaling`."""
-    spe = steps_per_epoch(settings, comm.Get_size())
-
-    def maker(algorithm):
-        return lambda: train_config(settings, algorithm, epochs=settings["epochs"],
-                                    algorithm_options=options_taken(algorithm, period=settings["period"]))
-
-    return {name: TrainRunner(comm, name, maker(name), label, directory, timeline_every=spe)
-            for name in settings["algorithms"]}
-
-
-def summarize_timed(entry: dict) -> dict:
-    """A timed variant's medians plus ``blocked_fraction``: time blocked over time in training steps."""
-    entry["blocked_fraction"] = entry["comm_wait_s"] / entry["train_s"] if entry["train_s"] else None
-    return entry
-
-
 def overlap_bound(local: dict, period: int) -> dict:
     """What perfect overlap would give, estimated from Local SGD's run of the same job.
 
@@ -150,11 +131,9 @@ def run(comm, args):
         runners = timed_runners(comm, settings, directory, "overlap")
         for runner in runners.values():
             runner.warm_up(settings["warmup_epochs"])
-        results = {name: summarize_timed(entry)
-                   for name, entry in run_interleaved(comm, runners, settings["repeats"]).items()}
-    ratios = ratios_of(results, settings["period"])
+        results, ratios = compare(comm, runners, settings["repeats"], lambda r: ratios_of(r, settings["period"]),
+                                  "overlap ratios (above 1: cocod faster)")
     results["cocod"]["overlap_bound"] = overlap_bound(results["local"], settings["period"])
-    show_ratios(comm, "overlap ratios (above 1: cocod faster)", ratios)
     config = {
         **settings,
         "ranks": comm.Get_size(),

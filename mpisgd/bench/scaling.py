@@ -24,9 +24,9 @@ import math
 import os
 
 from ..errors import UsageError
-from .overlap import summarize_timed, timed_runners
 from .report import progress
-from .training import add_training_arguments, metrics_folder, over, run_interleaved, training_settings
+from .training import (add_training_arguments, metrics_folder, over, run_interleaved, timed_runners,
+                       training_settings)
 
 SUMMARY = "sync, local, cocod and divshare against model size: time per iteration and bytes per rank"
 GOALS = {}
@@ -96,7 +96,6 @@ def measure(comm, settings: dict, size: float, directory, warm: bool) -> dict:
     parameters = mlp_parameters(hidden, info.n_features, info.n_classes)
     entry = {"size": size, "hidden": hidden, "parameters": parameters}
     for name, figures in run_interleaved(comm, runners, settings["repeats"]).items():
-        figures = summarize_timed(figures)
         figures["bytes_per_step"] = figures["bytes_sent"] / figures["steps"]
         entry[name] = figures
         progress(comm, f"scaling {parameters:.3g} parameters, {name}: {1e3 * figures['iter_s']:.2f} ms/iter, "

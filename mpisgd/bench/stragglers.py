@@ -41,8 +41,8 @@ is the slow one, and the injected delays default to none (``--slow-factor
 import dataclasses
 
 from ..errors import UsageError
-from .training import (TrainRunner, add_target_and_repeats, add_training_arguments, over, run_interleaved,
-                       show_ratios, train_config, training_settings, warm_up)
+from .training import (TrainRunner, add_target_and_repeats, add_training_arguments, compare, over,
+                       train_config, training_settings, warm_up)
 
 SUMMARY = "divshare, adpsgd and swift with a straggler under a time budget: time to accuracy, delivery, staleness"
 GOALS = {}  # informative: injected delays on one machine, no goal
@@ -154,9 +154,7 @@ def run(comm, args):
     runners = {name: TrainRunner(comm, name, lambda name=name: algorithm_config(settings, name), "stragglers",
                                  settings["metrics_dir"], throttle=throttle)
                for name in settings["algorithms"]}
-    results = run_interleaved(comm, runners, settings["repeats"])
-    ratios = ratios_of(results)
-    show_ratios(comm, "stragglers ratios (above 1: divshare reaches the target sooner)", ratios)
+    results, ratios = compare(comm, runners, settings["repeats"], ratios_of, "stragglers ratios (above 1: divshare reaches the target sooner)")
     config = {
         **settings,
         "ranks": comm.Get_size(),

@@ -2,9 +2,8 @@
 
 One run is ``mpisgd.train.run(TrainConfig(...), comm=...)``, the loop of
 ``python -m mpisgd train``. A benchmark builds one :class:`TrainRunner` per
-variant, runs them with :func:`run_interleaved` (medians over the repeats,
-:func:`summarize_variant`) and reports ratios (:func:`over`,
-:func:`show_ratios`). Besides the summary's figures (:func:`figures_of`), a
+variant, runs them interleaved (medians over the repeats,
+:func:`summarize_variant`) and computes its ratios (:func:`compare`, :func:`over`). Besides the summary's figures (:func:`figures_of`), a
 runner with ``timeline_every`` keeps the training time without evaluations
 (:func:`split_timeline`, from rank 0's metrics records).
 """
@@ -221,6 +220,19 @@ class TrainRunner:
                             f"{figures['wall_s']:.1f} s")
 
 
+def timed_runners(comm, settings: dict, directory, label: str) -> dict:
+    """One runner per algorithm, the same settings but the algorithm and its ``period``, with the timeline
+    figures (``iter_s``: training time per step without evaluations); for ``overlap`` and ``scaling``."""
+    spe = steps_per_epoch(settings, comm.Get_size())
+
+    def maker(algorithm):
+        return lambda: train_config(settings, algorithm, epochs=settings["epochs"],
+                                    algorithm_options=options_taken(algorithm, period=settings["period"]))
+
+    return {name: TrainRunner(comm, name, maker(name), label, directory, timeline_every=spe)
+            for name in settings["algorithms"]}
+
+
 def summarize_variant(runs: list, job_seconds: list) -> dict:
     """Medians of every figure over the runs (a run that missed the target counts as slowest), the number
     of runs that reached the target, and the runs themselves. ``job_s``: the whole run with set-up,
@@ -232,6 +244,8 @@ def summarize_variant(runs: list, job_seconds: list) -> dict:
         if not figure.endswith("_per_rank"):  # per-rank lists stay in the runs
             entry[figure] = median_or_none([run[figure] for run in runs])
     entry["reached_target"] = sum(run["time_to_accuracy_s"] is not None for run in runs)
+    if "train_s" in entry:  # timeline runs: time blocked over time in training steps
+        entry["blocked_fraction"] = entry["comm_wait_s"] / entry["train_s"] if entry["train_s"] else None
     entry["runs"] = runs
     return entry
 
@@ -243,10 +257,14 @@ def run_interleaved(comm, runners: dict, repeats: int) -> dict:
     return {name: summarize_variant(runner.runs, samples[name]) for name, runner in runners.items()}
 
 
-def show_ratios(comm, label: str, ratios: dict) -> None:
-    """One progress line with the ratios (``n/a`` where one is missing)."""
+def compare(comm, runners: dict, repeats: int, ratios_of, label: str):
+    """:func:`run_interleaved`, then ``ratios_of(results)``, shown on one progress line (``n/a`` where
+    a ratio is missing); returns (results, ratios)."""
+    results = run_interleaved(comm, runners, repeats)
+    ratios = ratios_of(results)
     shown = ", ".join(f"{key} {'n/a' if value is None else f'{value:.3f}'}" for key, value in ratios.items())
     progress(comm, f"{label}: {shown}")
+    return results, ratios
 
 
 def over(numerator, denominator):
