@@ -9,13 +9,16 @@ import argparse
 import logging
 import os
 import sys
+import typing
+from dataclasses import fields
 
 from . import ALGORITHMS
 from .comm import install_abort_hook
 from .comm.mpi import MPI
 from .errors import AgreementError, UsageError
 from .report import add_report_command, report_main
-from .train import DATASETS, MODELS, TrainConfig, run
+from .train import TrainConfig, run
+from .train.config import OUTPUT, choices_of, flag_of
 
 # Launchers announce the world size they started; a mismatch with MPI's
 # world means mpi4py loaded another MPI than the launcher's.
@@ -66,57 +69,50 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a model with one algorithm",
                                 formatter_class=HelpFormatter,
                                 description="Train with one algorithm; launch with mpiexec -n N.")
-    d = TrainConfig()
-    add = train.add_argument
-    add("--algorithm", default=d.algorithm, choices=sorted(ALGORITHMS), help="distributed algorithm")
-    add("--model", default=d.model, choices=list(MODELS), help="model")
-    add("--dataset", default=d.dataset, choices=list(DATASETS), help="dataset (all offline)")
-    add("--epochs", type=int, default=d.epochs, help="passes over the training data")
-    add("--batch-size", type=int, default=d.batch_size, help="mini-batch size per rank")
-    add("--lr", type=float, default=d.lr, help="learning rate")
-    add("--momentum", type=float, default=d.momentum, help="momentum of the local SGD optimizer")
-    add("--weight-decay", type=float, default=d.weight_decay, help="weight decay of the local optimizer")
-    add("--nesterov", action="store_true", help="Nesterov momentum in the local optimizer (EAMSGD with easgd)")
-    add("--seed", type=int, default=d.seed, help="one seed; rank r derives its streams from (seed, r)")
-    add("--partition", default=d.partition, help="iid or dirichlet:ALPHA (non-IID)")
-    add("--hidden", type=int, default=d.hidden, help="hidden width (mlp, cnn) or factor rank (mf)")
-    add("--dtype", default=d.dtype, choices=["float32", "float64"], help="parameter and data precision")
-    add("--device", default=d.device, choices=["auto", "cpu", "cuda"], help="auto: a GPU per rank when present")
-    add("--threads", type=int, default=d.threads, help="torch threads per rank")
-    add("--time-budget", type=float, default=None,
-        help="stop training after this many seconds (asynchronous algorithms: checked every step; "
-             "the others: at evaluations)")
-    slow = train.add_argument_group("stragglers (experiments)")
-    slow.add_argument("--slow-ranks", default="", help="straggler ranks, e.g. 3 or 1,3")
-    slow.add_argument("--slow-factor", type=float, default=d.slow_factor,
-                      help="the stragglers' local steps take this many times longer")
-    slow.add_argument("--slow-link-mbps", type=float, default=None,
-                      help="the stragglers' emulated uplink in Mbit/s (asynchronous algorithms)")
-    out = train.add_argument_group("output")
-    out.add_argument("--metrics", default=None, help="append JSONL metrics to this file (rank 0)")
-    out.add_argument("--eval-every", type=int, default=d.eval_every, help="evaluate every N epochs")
-    out.add_argument("--log-every", type=int, default=d.log_every, help="record a step event every N steps (0: off)")
-    out.add_argument("--target-accuracy", type=float, default=None, help="record the time to reach this accuracy")
-    out.add_argument("--stop-at-target", action="store_true", help="stop once --target-accuracy is reached")
-    out.add_argument("--quiet", action="store_true", help="print nothing but errors")
-    out.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
-                     help="level of the rank-prefixed log messages on stderr")
-    out.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                     help="progress bar on rank 0 (default: when stderr is a terminal)")
-    data = train.add_argument_group("data sizes (synthetic datasets)")
-    for flag, default, text in [("samples", 20000, "samples or ratings"), ("features", 64, "features"),
-                                ("classes", 10, "classes"), ("users", 300, "users"), ("items", 400, "items")]:
-        data.add_argument(f"--{flag}", type=int, default=None, help=f"number of {text} (default {default})")
+    groups = {None: train}
+    for spec in fields(TrainConfig):
+        if spec.name == "algorithm_options":
+            continue  # its flags come from the algorithms (below)
+        group = spec.metadata["group"]
+        if group not in groups:
+            groups[group] = train.add_argument_group(group)
+        _add_field(groups[group], spec)
+    groups[OUTPUT].add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
+                                help="level of the rank-prefixed log messages on stderr")
     algo = train.add_argument_group("algorithm options (each algorithm's default in brackets; see docs/algorithms.md)")
     for option_name, (option, owners) in _algorithm_flags().items():
         defaults = ", ".join(f"{name}: {default}" for name, default in owners)
         kwargs = {"action": argparse.BooleanOptionalAction} if option.type is bool else {"type": option.type}
         if option.type is not bool:
             kwargs["metavar"] = option_name.split("_")[-1].upper()
-        algo.add_argument(f"--{option_name.replace('_', '-')}", dest=f"option_{option_name}", default=None,
+        algo.add_argument(flag_of(option_name), dest=f"option_{option_name}", default=None,
                           help=f"{option.help} [{defaults}]", **kwargs)
     add_report_command(commands)
     return parser
+
+
+def _value_type(spec):
+    """``Optional[float]`` -> float: the type of a field's values."""
+    present = [t for t in typing.get_args(spec.type) if t is not type(None)]
+    return present[0] if typing.get_origin(spec.type) is typing.Union else spec.type
+
+
+def _add_field(group, spec) -> None:
+    """The flag(s) of one TrainConfig field, from its type, default and metadata."""
+    meta, kind = spec.metadata, _value_type(spec)
+    if meta["keys"]:  # a dict of sizes: one integer flag per key
+        for key, (text, shown) in meta["keys"].items():
+            group.add_argument(flag_of(key), dest=f"{spec.name}.{key}", type=int, default=None, metavar=key.upper(),
+                               help=f"number of {text} (default {shown})")
+        return
+    kwargs = {"default": spec.default, "help": meta["help"]}
+    if kind is bool:
+        kwargs["action"] = "store_true" if spec.default is False else argparse.BooleanOptionalAction
+    else:
+        kwargs["type"] = kind
+    if meta["choices"] is not None:
+        kwargs["choices"] = choices_of(meta["choices"])
+    group.add_argument(flag_of(spec.name), dest=spec.name, **kwargs)
 
 
 def config_from_args(args) -> TrainConfig:
@@ -126,16 +122,16 @@ def config_from_args(args) -> TrainConfig:
         if value is None:
             continue
         if option_name not in ALGORITHMS[args.algorithm].options:
-            raise UsageError(f"--{option_name.replace('_', '-')} does not apply to algorithm {args.algorithm!r}")
+            raise UsageError(f"{flag_of(option_name)} does not apply to algorithm {args.algorithm!r}")
         options[option_name] = value
-    sizes = {k: getattr(args, k) for k in ("samples", "features", "classes", "users", "items")
-             if getattr(args, k) is not None}
-    fields = {k: getattr(args, k) for k in (
-        "algorithm", "model", "dataset", "epochs", "batch_size", "lr", "momentum", "weight_decay", "nesterov", "seed",
-        "partition", "hidden", "dtype", "device", "threads", "time_budget", "slow_ranks", "slow_factor",
-        "slow_link_mbps", "metrics", "eval_every", "log_every",
-        "target_accuracy", "stop_at_target", "quiet", "progress")}
-    return TrainConfig(**fields, data_options=sizes, algorithm_options=options)
+    values = {}
+    for spec in fields(TrainConfig):
+        if spec.metadata["keys"]:
+            given = {key: getattr(args, f"{spec.name}.{key}") for key in spec.metadata["keys"]}
+            values[spec.name] = {key: value for key, value in given.items() if value is not None}
+        elif spec.name != "algorithm_options":
+            values[spec.name] = getattr(args, spec.name)
+    return TrainConfig(**values, algorithm_options=options)
 
 
 def check_launch() -> None:

@@ -82,3 +82,62 @@ def test_console_script():
     script = Path(sys.executable).parent / "mpisgd"
     result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "train" in result.stdout
+
+
+def test_flags_and_defaults_come_from_train_config():
+    """Every TrainConfig field is a flag; no flags given: exactly TrainConfig's defaults."""
+    from dataclasses import fields
+
+    from mpisgd.cli import build_parser, config_from_args
+    from mpisgd.train import TrainConfig
+
+    parser = build_parser()
+    help_text = parser._subparsers._group_actions[0].choices["train"].format_help()
+    for spec in fields(TrainConfig):
+        names = spec.metadata["keys"] or ([] if spec.name == "algorithm_options" else [spec.name])
+        for name in names:
+            assert "--" + name.replace("_", "-") in help_text, name
+    assert config_from_args(parser.parse_args(["train"])) == TrainConfig()
+    given = config_from_args(parser.parse_args(["train", "--epochs", "3", "--time-budget", "2.5", "--no-progress",
+                                                "--samples", "100", "--nesterov", "--period", "7",
+                                                "--algorithm", "local"]))
+    assert (given.epochs, given.time_budget, given.progress, given.nesterov) == (3, 2.5, False, True)
+    assert given.data_options == {"samples": 100} and given.algorithm_options == {"period": 7}
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"epochs": 0}, "--epochs must be at least 1, got 0"),
+    ({"momentum": 1.0}, "--momentum must be in [0, 1), got 1.0"),
+    ({"dtype": "float16"}, "--dtype must be float32 or float64, got float16"),
+    ({"model": "resnet"}, "--model must be logreg, mlp, cnn or mf, got resnet"),
+    ({"time_budget": 0.0}, "--time-budget must be positive, got 0.0"),
+    ({"target_accuracy": 1.5}, "--target-accuracy must be in (0, 1], got 1.5"),
+    ({"nesterov": True, "momentum": 0.0}, "--nesterov needs --momentum > 0"),
+    ({"stop_at_target": True}, "--stop-at-target needs --target-accuracy"),
+    ({"slow_factor": 2.0}, "--slow-factor needs --slow-ranks"),
+    ({"slow_ranks": "1,x"}, "--slow-ranks must be rank numbers separated by commas"),
+])
+def test_config_checks_from_field_metadata(fields, message):
+    from mpisgd.errors import UsageError
+    from mpisgd.train import TrainConfig
+
+    with pytest.raises(UsageError) as caught:
+        TrainConfig(**fields).validate()
+    assert str(caught.value).startswith(message), caught.value
+
+
+def test_slow_links_are_not_a_cli_flag():
+    """Slow links come from the emulated cluster (or a throttle from Python), not from the CLI."""
+    result = mpisgd(2, "train", "--quiet", "--slow-ranks", "1", "--slow-link-mbps", "20", timeout=60)
+    assert result.returncode == 2, result.output[-2000:]
+    assert "unrecognized arguments: --slow-link-mbps 20" in result.stderr
+    assert result.stderr.count("error:") == 1
+
+
+def test_a_throttle_needs_a_messenger_on_every_rank():
+    """``run(config, throttle=...)`` on one rank with sync (no messenger): UsageError on every rank."""
+    from mpirun import assert_ok, run_prog
+
+    result = run_prog(2, "train_throttled.py", "sync", "--expect-usage-error", timeout=120)
+    assert_ok(result)
+    assert "rank 0: UsageError" in result.stdout and "rank 1: UsageError" in result.stdout

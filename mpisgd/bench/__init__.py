@@ -11,6 +11,7 @@ for mpisgd)::
     python -m mpisgd.bench overlap --json runs/bench-overlap.json
     python -m mpisgd.bench stragglers --json runs/bench-stragglers.json
     python -m mpisgd.bench gossip --json runs/bench-gossip.json
+    python -m mpisgd.bench scaling --json runs/bench-scaling.json
 
 ``allreduce``  :class:`mpisgd.collective.BucketedAllReduce` against one raw
                ``MPI.Allreduce`` of the same bytes (:mod:`.allreduce`).
@@ -22,9 +23,14 @@ for mpisgd)::
                time to accuracy, delivery, staleness (:mod:`.stragglers`).
 ``gossip``     elastic-gossip, gossip (also sparser) and sync: accuracy against
                bytes sent (:mod:`.gossip`).
+``scaling``    sync, local, cocod and divshare against model size: time per
+               iteration and bytes per rank (:mod:`.scaling`).
+
+The training benchmarks share one run loop (:mod:`.training`).
 
 Typed in a plain shell, the command re-launches itself under ``mpiexec``
 (:mod:`.launch`). See docs/benchmarks.md for the measured figures.
 """
 
-BENCHMARK_NAMES = ("allreduce", "sync", "overlap", "stragglers", "gossip")
+# The one list of benchmarks: each name is the module that implements it (``python -m mpisgd.bench NAME``).
+BENCHMARK_NAMES = ("allreduce", "sync", "overlap", "stragglers", "gossip", "scaling")

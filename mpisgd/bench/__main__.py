@@ -1,4 +1,4 @@
-"""Command line: ``python -m mpisgd.bench {allreduce,sync,overlap,stragglers,gossip,scaling} [--json PATH] [--ranks N] ...``.
+"""Command line: ``python -m mpisgd.bench BENCHMARK [--json PATH] [--ranks N] ...`` (BENCHMARK_NAMES).
 
 Typed in a plain shell it re-launches itself under ``mpiexec -n RANKS``
 (see :mod:`.launch`); under an MPI launcher it runs the benchmark, and rank
@@ -6,14 +6,14 @@ Typed in a plain shell it re-launches itself under ``mpiexec -n RANKS``
 """
 
 import argparse
+import importlib
 import sys
 
 from ..comm import MPISGDError, install_abort_hook
-from . import allreduce, emulated, gossip, overlap, scaling, stragglers, sync
+from . import BENCHMARK_NAMES, emulated
 from .launch import DEFAULT_RANKS, check_world, find_mpiexec, plan, relaunch
 
-BENCHMARKS = {"allreduce": allreduce, "sync": sync, "overlap": overlap,
-              "stragglers": stragglers, "gossip": gossip, "scaling": scaling}
+BENCHMARKS = {name: importlib.import_module(f".{name}", __package__) for name in BENCHMARK_NAMES}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,9 +22,7 @@ bytes than sync) and ``accuracy_<variant>_minus_sync``.
 import dataclasses
 
 from ..errors import UsageError
-from .report import progress
-from .timing import interleave
-from .training import (TrainRunner, add_target_and_repeats, add_training_arguments, over, summarize_variant,
+from .training import (TrainRunner, add_target_and_repeats, add_training_arguments, compare, over,
                        train_config, training_settings, warm_up)
 
 SUMMARY = "elastic-gossip, gossip and sync at the same epochs: final accuracy against bytes sent"
@@ -101,16 +99,11 @@ def run(comm, args):
     variants = settings["variants"]
     warm_up(comm, dataclasses.replace(variant_config(settings, variants["sync"]), epochs=1))
     runners = {name: TrainRunner(comm, name, lambda v=variant: variant_config(settings, v), "gossip",
-                                      settings["metrics_dir"])
+                                 settings["metrics_dir"])
                for name, variant in variants.items()}
-    samples = interleave(comm, {name: runner.action for name, runner in runners.items()},
-                         rounds=settings["repeats"], warmup=0)
-    results = {name: summarize_variant(runners[name].runs, samples[name]) for name in variants}
+    results, ratios = compare(comm, runners, settings["repeats"], ratios_of, "gossip ratios")
     for name, entry in results.items():
         entry["algorithm"], entry["options"] = variants[name]["algorithm"], variants[name]["options"]
-    ratios = ratios_of(results)
-    shown = ", ".join(f"{key} {value:.3f}" for key, value in ratios.items() if value is not None)
-    progress(comm, f"gossip ratios: {shown}")
     config = {
         **settings,
         "ranks": comm.Get_size(),

@@ -22,14 +22,11 @@ mean most on the emulated cluster (``--network 1gbit,1ms``).
 
 import math
 import os
-import shutil
-import tempfile
 
 from ..errors import UsageError
-from .overlap import Runner, steps_per_epoch, summarize_runs
 from .report import progress
-from .timing import interleave
-from .training import add_training_arguments, over, training_settings
+from .training import (add_training_arguments, metrics_folder, over, run_interleaved, timed_runners,
+                       training_settings)
 
 SUMMARY = "sync, local, cocod and divshare against model size: time per iteration and bytes per rank"
 GOALS = {}
@@ -91,19 +88,14 @@ def measure(comm, settings: dict, size: float, directory, warm: bool) -> dict:
 
     info = load_dataset(settings["dataset"], seed=settings["seed"]).info
     hidden = hidden_for(size, info.n_features, info.n_classes)
-    at_size = {**settings, "hidden": hidden}
-    spe = steps_per_epoch(at_size, comm.Get_size())
     folder = os.path.join(directory, f"parameters-{size:g}") if directory else None
-    runners = {name: Runner(comm, at_size, name, spe, folder, label="scaling") for name in settings["algorithms"]}
+    runners = timed_runners(comm, {**settings, "hidden": hidden}, folder, "scaling")
     if warm:
         for runner in runners.values():
-            runner.warm_up()
-    samples = interleave(comm, {name: runner.action for name, runner in runners.items()},
-                         rounds=settings["repeats"], warmup=0)
+            runner.warm_up(settings["warmup_epochs"])
     parameters = mlp_parameters(hidden, info.n_features, info.n_classes)
     entry = {"size": size, "hidden": hidden, "parameters": parameters}
-    for name, runner in runners.items():
-        figures = summarize_runs(runner.runs, samples[name])
+    for name, figures in run_interleaved(comm, runners, settings["repeats"]).items():
         figures["bytes_per_step"] = figures["bytes_sent"] / figures["steps"]
         entry[name] = figures
         progress(comm, f"scaling {parameters:.3g} parameters, {name}: {1e3 * figures['iter_s']:.2f} ms/iter, "
@@ -113,15 +105,9 @@ def measure(comm, settings: dict, size: float, directory, warm: bool) -> dict:
 
 def run(comm, args):
     settings = resolve_settings(args)
-    directory = None
-    if comm.Get_rank() == 0:
-        directory = settings["metrics_dir"] or tempfile.mkdtemp(prefix="mpisgd-bench-scaling-")
-    try:
+    with metrics_folder(comm, settings["metrics_dir"], "mpisgd-bench-scaling-") as directory:
         results = [measure(comm, settings, size, directory, warm=index == 0)
                    for index, size in enumerate(settings["sizes"])]
-    finally:
-        if directory and not settings["metrics_dir"]:
-            shutil.rmtree(directory, ignore_errors=True)
     ratios = {}
     for entry in results:
         label = f"{entry['parameters']:.3g}"

@@ -8,9 +8,11 @@ same straggler settings:
 
 ``--slow-ranks 3``        the straggler ranks (default: the last rank);
 ``--slow-factor 4``       their local steps take this many times longer;
-``--slow-link-mbps 5``    their uplink, emulated in mpisgd's messaging
-                          layer (messages leave one at a time, each after
-                          its transmission time; 0: none);
+``--slow-link-mbps 5``    their uplink: a ``mpisgd.comm.Throttle`` plugged
+                          into the algorithm's messenger on those ranks
+                          (``mpisgd.train.run(..., throttle=...)``; messages
+                          leave one at a time, each after its transmission
+                          time; 0: none);
 ``--time-budget 6``       seconds of training: every rank stops on its own
                           when the budget is spent (``--epochs`` is large so
                           that the budget, not the epochs, ends a run).
@@ -39,9 +41,7 @@ is the slow one, and the injected delays default to none (``--slow-factor
 import dataclasses
 
 from ..errors import UsageError
-from .report import progress
-from .timing import interleave
-from .training import (TrainRunner, add_target_and_repeats, add_training_arguments, over, summarize_variant,
+from .training import (TrainRunner, add_target_and_repeats, add_training_arguments, compare, over,
                        train_config, training_settings, warm_up)
 
 SUMMARY = "divshare, adpsgd and swift with a straggler under a time budget: time to accuracy, delivery, staleness"
@@ -63,8 +63,8 @@ def add_arguments(parser) -> None:
     straggler.add_argument("--slow-factor", type=float,
                            help="their local steps take this many times longer (default 4; with --straggler 1)")
     straggler.add_argument("--slow-link-mbps", type=float,
-                           help="their uplink paced in mpisgd's messenger, Mbit/s (default 5; with --straggler "
-                                "0: the emulated cluster's link is the slow one)")
+                           help="their uplink, throttled in mpisgd's messenger, Mbit/s (default 5; with "
+                                "--straggler 0: the emulated cluster's link is the slow one)")
     straggler.add_argument("--time-budget", type=float, help=f"seconds of training per run (default "
                            f"{DEFAULTS['time_budget']:g}; --quick {QUICK['time_budget']:g})")
 
@@ -101,13 +101,10 @@ def resolve_settings(args) -> dict:
         raise UsageError(f"--slow-factor must be at least 1, got {settings['slow_factor']}")
     if not 0 < settings["target_accuracy"] <= 1:
         raise UsageError(f"--target-accuracy must be in (0, 1], got {settings['target_accuracy']}")
-    if settings["slow_ranks"] is not None:
-        try:
-            ranks = [int(r) for r in settings["slow_ranks"].split(",") if r.strip()]
-        except ValueError:
-            raise UsageError(f"--slow-ranks must be rank numbers separated by commas, got {args.slow_ranks!r}") from None
-        if not ranks:
-            raise UsageError("--slow-ranks needs at least one rank")
+    from ..train.config import rank_list  # torch is imported inside the functions (a quick re-launch)
+
+    if settings["slow_ranks"] is not None and not rank_list(settings["slow_ranks"]):
+        raise UsageError("--slow-ranks needs at least one rank")
     return settings
 
 
@@ -121,9 +118,21 @@ def algorithm_config(settings: dict, algorithm: str):
     return train_config(
         settings, algorithm, epochs=settings["epochs"], time_budget=settings["time_budget"],
         slow_ranks=settings["slow_ranks"], slow_factor=settings["slow_factor"],
-        slow_link_mbps=settings["slow_link_mbps"],
         algorithm_options={"fragments": settings["fragments"]} if algorithm == "divshare" else {},
     )
+
+
+def throttle_of(settings: dict, rank: int):
+    """This rank's throttle for one run (a function, for TrainRunner): a ``mpisgd.comm.Throttle`` at
+    ``--slow-link-mbps`` on the straggler ranks; None elsewhere or without a slow link."""
+    from ..train.config import rank_list
+
+    mbps = settings["slow_link_mbps"]
+    if mbps is None or rank not in rank_list(settings["slow_ranks"]):
+        return None
+    from ..comm import Throttle
+
+    return lambda: Throttle(mbps * 1e6 / 8)  # bytes per second
 
 
 def ratios_of(results: dict) -> dict:
@@ -140,23 +149,19 @@ def run(comm, args):
         settings["slow_ranks"] = str(comm.Get_size() - 1)
     algorithm_config(settings, ALGORITHMS[0]).validate()
     warm_up(comm, dataclasses.replace(algorithm_config(settings, "sync"), epochs=1, time_budget=None, slow_ranks="",
-                                      slow_factor=1.0, slow_link_mbps=None))
+                                      slow_factor=1.0))
+    throttle = throttle_of(settings, comm.Get_rank())
     runners = {name: TrainRunner(comm, name, lambda name=name: algorithm_config(settings, name), "stragglers",
-                                   settings["metrics_dir"])
+                                 settings["metrics_dir"], throttle=throttle)
                for name in settings["algorithms"]}
-    samples = interleave(comm, {name: runner.action for name, runner in runners.items()},
-                         rounds=settings["repeats"], warmup=0)
-    results = {name: summarize_variant(runners[name].runs, samples[name]) for name in settings["algorithms"]}
-    ratios = ratios_of(results)
-    shown = ", ".join(f"{key} {'n/a' if value is None else f'{value:.3f}'}" for key, value in ratios.items())
-    progress(comm, f"stragglers ratios (above 1: divshare reaches the target sooner): {shown}")
+    results, ratios = compare(comm, runners, settings["repeats"], ratios_of, "stragglers ratios (above 1: divshare reaches the target sooner)")
     config = {
         **settings,
         "ranks": comm.Get_size(),
         "order": "interleaved, alternating (divshare adpsgd swift, swift adpsgd divshare, ...); medians over repeats",
         "time_to_accuracy_s": "the loop's wall time to the first evaluation of rank 0's model >= target",
         "straggler_emulation": ("the emulated cluster's slow links (--straggler), plus " if args.straggler else "")
-                               + "what mpisgd injects: sleeps (slow_factor) and a paced uplink in the messenger "
-                               "(slow_link_mbps)",
+                               + "what mpisgd injects: sleeps (slow_factor) and a throttle in the stragglers' "
+                               "messenger (slow_link_mbps)",
     }
     return config, results, ratios

@@ -1,77 +1,157 @@
-"""Everything a training run needs, as one dataclass (the CLI fills it from its flags)."""
+"""Everything a training run needs, as one dataclass whose fields also describe their flags.
 
-from dataclasses import dataclass, field
+Each field is declared with :func:`setting`: its default and the help line
+of its ``python -m mpisgd train`` flag, and where needed a ``check`` (a
+function ``value -> complaint or None``, as the algorithms' options have),
+``choices`` (a list, or a function returning one, for registries),
+``needs`` (a condition on the other fields that must hold when the value is
+not the default) and ``group`` (the section of ``--help``). The command
+line is generated from these fields (:mod:`mpisgd.cli`) and
+:meth:`TrainConfig.validate` runs their checks, so a new setting is one
+edit here.
+"""
+
+from dataclasses import asdict, dataclass, field, fields
 from typing import Optional
 
+from ..algorithm import non_negative, positive
 from ..errors import UsageError
 from .partition import parse_partition
+
+STRAGGLERS = "stragglers (experiments)"
+OUTPUT = "output"
+
+
+def setting(default, help: str, *, check=None, choices=None, needs=None, group=None, keys=None, factory=None):
+    """A TrainConfig field with its flag's help text, checks and help section in the metadata.
+
+    ``keys`` (dict fields): one flag per key, ``{key: (help, default shown)}``;
+    ``factory``: the default is ``factory()`` (mutable defaults)."""
+    metadata = {"help": help, "check": check, "choices": choices, "needs": needs, "group": group, "keys": keys}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def flag_of(name: str) -> str:
+    """The command-line flag of a field or key: ``batch_size`` -> ``--batch-size``."""
+    return "--" + name.replace("_", "-")
+
+
+def choices_of(spec) -> Optional[list]:
+    """A field's choices: the list itself, or what the registry function returns."""
+    return list(spec()) if callable(spec) else spec
+
+
+def at_least(low):
+    def check(value):
+        return None if value >= low else f"must be at least {low}"
+
+    return check
+
+
+def below_one(value):
+    return None if 0 <= value < 1 else "must be in [0, 1)"
+
+
+def up_to_one(value):
+    return None if 0 < value <= 1 else "must be in (0, 1]"
+
+
+def rank_list(text: str) -> list:
+    """``"1,3"`` -> ``[1, 3]`` (sorted, distinct); UsageError when it is not rank numbers."""
+    try:
+        return sorted({int(r) for r in text.split(",") if r.strip()})
+    except ValueError:
+        raise UsageError(f"--slow-ranks must be rank numbers separated by commas, got {text!r}") from None
+
+
+def _algorithms():
+    from ..algorithm import ALGORITHMS
+
+    return sorted(ALGORITHMS)
+
+
+def _models():
+    from .models import MODELS
+
+    return MODELS
+
+
+def _datasets():
+    from .data import DATASETS
+
+    return DATASETS
+
+
+def _parsed(parse):
+    """A check from a parser that raises its own UsageError."""
+    def check(value):
+        parse(value)
+
+    return check
 
 
 @dataclass
 class TrainConfig:
-    algorithm: str = "sync"
-    model: str = "mlp"
-    dataset: str = "digits"
-    epochs: int = 10
-    batch_size: int = 32  # per rank
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    nesterov: bool = False  # Nesterov momentum (EAMSGD with --algorithm easgd)
-    seed: int = 0
-    partition: str = "iid"
-    metrics: Optional[str] = None
-    eval_every: int = 1
-    log_every: int = 0
-    target_accuracy: Optional[float] = None
-    stop_at_target: bool = False
-    quiet: bool = False
-    progress: Optional[bool] = None  # None: a bar when stderr is a terminal
-    hidden: int = 64
-    dtype: str = "float32"
-    device: str = "auto"
-    threads: int = 1
-    time_budget: Optional[float] = None  # seconds of training (checked every step by asynchronous algorithms)
-    slow_ranks: str = ""  # "R[,R...]": straggler ranks
-    slow_factor: float = 1.0  # their local steps take this many times longer
-    slow_link_mbps: Optional[float] = None  # their uplink, Mbit/s (asynchronous algorithms)
-    data_options: dict = field(default_factory=dict)  # samples, features, classes, users, items
-    algorithm_options: dict = field(default_factory=dict)
+    algorithm: str = setting("sync", "distributed algorithm", choices=_algorithms)
+    model: str = setting("mlp", "model", choices=_models)
+    dataset: str = setting("digits", "dataset (all offline)", choices=_datasets)
+    epochs: int = setting(10, "passes over the training data", check=at_least(1))
+    batch_size: int = setting(32, "mini-batch size per rank", check=at_least(1))
+    lr: float = setting(0.05, "learning rate", check=positive)
+    momentum: float = setting(0.9, "momentum of the local SGD optimizer", check=below_one)
+    weight_decay: float = setting(0.0, "weight decay of the local optimizer", check=non_negative)
+    nesterov: bool = setting(False, "Nesterov momentum in the local optimizer (EAMSGD with easgd)",
+                             needs=(lambda c: c.momentum > 0, "--momentum > 0"))
+    seed: int = setting(0, "one seed; rank r derives its streams from (seed, r)")
+    partition: str = setting("iid", "iid or dirichlet:ALPHA (non-IID)", check=_parsed(parse_partition))
+    hidden: int = setting(64, "hidden width (mlp, cnn) or factor rank (mf)", check=at_least(1))
+    dtype: str = setting("float32", "parameter and data precision", choices=["float32", "float64"])
+    device: str = setting("auto", "auto: a GPU per rank when present", choices=["auto", "cpu", "cuda"])
+    threads: int = setting(1, "torch threads per rank", check=at_least(1))
+    time_budget: Optional[float] = setting(
+        None, "stop training after this many seconds (asynchronous algorithms: checked every step; "
+        "the others: at evaluations)", check=positive)
+    slow_ranks: str = setting("", "straggler ranks, e.g. 3 or 1,3", check=_parsed(rank_list), group=STRAGGLERS)
+    slow_factor: float = setting(1.0, "the stragglers' local steps take this many times longer", check=at_least(1),
+                                 needs=(lambda c: c.slow_ranks, "--slow-ranks"), group=STRAGGLERS)
+    metrics: Optional[str] = setting(None, "append JSONL metrics to this file (rank 0)", group=OUTPUT)
+    eval_every: int = setting(1, "evaluate every N epochs", check=at_least(1), group=OUTPUT)
+    log_every: int = setting(0, "record a step event every N steps (0: off)", check=non_negative, group=OUTPUT)
+    target_accuracy: Optional[float] = setting(None, "record the time to reach this accuracy", check=up_to_one,
+                                               group=OUTPUT)
+    stop_at_target: bool = setting(False, "stop once --target-accuracy is reached", group=OUTPUT,
+                                   needs=(lambda c: c.target_accuracy is not None, "--target-accuracy"))
+    quiet: bool = setting(False, "print nothing but errors", group=OUTPUT)
+    progress: Optional[bool] = setting(None, "progress bar on rank 0 (default: when stderr is a terminal)",
+                                       group=OUTPUT)
+    data_options: dict = setting(None, "sizes of the synthetic datasets", factory=dict,
+                                 group="data sizes (synthetic datasets)",
+                                 keys={"samples": ("samples or ratings", 20000), "features": ("features", 64),
+                                       "classes": ("classes", 10), "users": ("users", 300), "items": ("items", 400)})
+    algorithm_options: dict = setting(None, "the algorithm's options (the CLI's flags come from the algorithms)",
+                                      factory=dict)
 
     def validate(self) -> None:
-        """Raise UsageError for values no run can use (the same on every rank)."""
-        checks = [
-            (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}"),
-            (self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}"),
-            (self.lr > 0, f"--lr must be positive, got {self.lr}"),
-            (0 <= self.momentum < 1, f"--momentum must be in [0, 1), got {self.momentum}"),
-            (self.weight_decay >= 0, f"--weight-decay must not be negative, got {self.weight_decay}"),
-            (not self.nesterov or self.momentum > 0, "--nesterov needs --momentum > 0"),
-            (self.eval_every >= 1, f"--eval-every must be at least 1, got {self.eval_every}"),
-            (self.log_every >= 0, f"--log-every must not be negative, got {self.log_every}"),
-            (self.hidden >= 1, f"--hidden must be at least 1, got {self.hidden}"),
-            (self.threads >= 1, f"--threads must be at least 1, got {self.threads}"),
-            (self.dtype in ("float32", "float64"), f"--dtype must be float32 or float64, got {self.dtype}"),
-            (self.device in ("auto", "cpu", "cuda"), f"--device must be auto, cpu or cuda, got {self.device}"),
-            (self.target_accuracy is None or 0 < self.target_accuracy <= 1,
-             f"--target-accuracy must be in (0, 1], got {self.target_accuracy}"),
-            (not self.stop_at_target or self.target_accuracy is not None,
-             "--stop-at-target needs --target-accuracy"),
-            (self.time_budget is None or self.time_budget > 0, f"--time-budget must be positive, got {self.time_budget}"),
-            (self.slow_factor >= 1, f"--slow-factor must be at least 1, got {self.slow_factor}"),
-            (self.slow_link_mbps is None or self.slow_link_mbps > 0,
-             f"--slow-link-mbps must be positive, got {self.slow_link_mbps}"),
-            ((self.slow_factor == 1 and self.slow_link_mbps is None) or self.slow_ranks,
-             "--slow-factor and --slow-link-mbps need --slow-ranks"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise UsageError(message)
-        parse_partition(self.partition)
-        self.slow_rank_list()
+        """Raise UsageError for values no run can use (the same on every rank): each field's checks."""
+        for spec in fields(self):
+            value, meta, flag = getattr(self, spec.name), spec.metadata, flag_of(spec.name)
+            choices = choices_of(meta["choices"])
+            if choices is not None and value not in choices:
+                listed = ", ".join(map(str, choices[:-1])) + f" or {choices[-1]}"
+                raise UsageError(f"{flag} must be {listed}, got {value}")
+            complaint = meta["check"](value) if meta["check"] and value is not None else None
+            if complaint:
+                raise UsageError(f"{flag} {complaint}, got {value}")
+            if meta["needs"] and value != spec.default:
+                condition, needed = meta["needs"]
+                if not condition(self):
+                    raise UsageError(f"{flag} needs {needed}")
 
     def slow_rank_list(self) -> list:
-        try:
-            return sorted({int(r) for r in self.slow_ranks.split(",") if r.strip()})
-        except ValueError:
-            raise UsageError(f"--slow-ranks must be rank numbers separated by commas, got {self.slow_ranks!r}") from None
+        return rank_list(self.slow_ranks)
+
+    def public(self) -> dict:
+        """The settings as plain data (the ``start`` record's ``config``)."""
+        return asdict(self)

@@ -1,0 +1,64 @@
+"""Evaluation: test accuracy and loss of this rank's model, summed over the ranks.
+
+Each rank evaluates its *own* model on its slice of the test set and the
+counts are summed, so for algorithms whose ranks hold identical models
+(sync) this is the model's accuracy on the whole test set, and for the
+others the mean accuracy of the local models. Asynchronous ranks never wait
+for each other mid-run: each evaluates its own model on the whole test set
+and only the final evaluation (after ``finish()``) is summed. For ratings
+data the "accuracy" is the fraction of predictions within half a star; the
+RMSE is recorded too.
+"""
+
+import math
+
+import numpy as np
+import torch
+
+
+def test_indices(n_test: int, asynchronous: bool, rank: int, size: int) -> np.ndarray:
+    """The test samples this rank evaluates: its slice, or all of them for asynchronous algorithms."""
+    if asynchronous:
+        return np.arange(n_test)
+    return np.array_split(np.arange(n_test), size)[rank]
+
+
+@torch.no_grad()
+def local_totals(model, task, x, y) -> np.ndarray:
+    """[correct, count, loss sum, squared error sum] on this rank's test slice."""
+    if len(y) == 0:
+        return np.zeros(4)
+    output = model(x)
+    if task == "ratings":
+        error = output - y
+        correct = (error.abs() <= 0.5).sum().item()
+        squared = (error**2).sum().item()
+        return np.array([correct, len(y), squared, squared])
+    loss = torch.nn.functional.cross_entropy(output, y, reduction="sum").item()
+    return np.array([(output.argmax(1) == y).sum().item(), len(y), loss, 0.0])
+
+
+def epoch_record(task, totals, epoch, step, wall) -> dict:
+    """The ``epoch`` record's figures from the summed totals and the epoch's training loss."""
+    correct, count, loss_total, squared, train_loss, batches = totals
+    record = {"epoch": epoch, "step": step, "wall_s": wall, "loss": train_loss / batches,
+              "test_loss": loss_total / count, "accuracy": correct / count}
+    if task == "ratings":
+        record["rmse"] = math.sqrt(squared / count)
+    return record
+
+
+class Evaluator:
+    """One evaluation: the test totals, the epoch's training loss and a flag, all-reduced when collective."""
+
+    def __init__(self, model, task: str, test, harness):
+        self.model, self.task, self.harness = model, task, harness
+        self.x, self.y = test
+
+    def __call__(self, *, epoch, step, clock, train_loss, batches, flag=False, collective=True):
+        """The epoch record, and whether any rank raised ``flag`` (this rank's alone when not collective)."""
+        totals = np.concatenate([local_totals(self.model, self.task, self.x, self.y),
+                                 [train_loss, batches, float(flag)]])
+        if collective:
+            self.harness.allreduce(totals)
+        return epoch_record(self.task, totals[:-1], epoch, step, clock.elapsed()), totals[-1] > 0

@@ -1,0 +1,89 @@
+"""Everything a run builds before its first step, checked on every rank together.
+
+:func:`prepare` loads this rank's shard and test slice, builds the model and
+opens the metrics file; :func:`distributed_optimizer` wraps a local
+``torch.optim.SGD`` in the chosen algorithm and plugs in this rank's
+throttle. A problem on any rank is a UsageError on every rank.
+"""
+
+from dataclasses import dataclass
+
+import torch
+
+from ..algorithm import get_algorithm
+from ..comm import select_device
+from ..errors import UsageError
+from ..optimizer import DistributedOptimizer
+from .data import load_dataset
+from .evaluate import test_indices
+from .metrics import MetricsWriter
+from .models import build_model
+from .partition import partition
+from .straggler import Straggler
+
+
+@dataclass
+class Prepared:
+    """What :func:`prepare` built: the model, this rank's data as tensors, the metrics file, the straggler."""
+
+    model: torch.nn.Module
+    info: object  # the dataset's DatasetInfo
+    device: object
+    train: tuple  # (inputs, targets) of this rank's shard
+    test: tuple  # (inputs, targets) this rank evaluates
+    metrics: MetricsWriter
+    straggler: Straggler
+
+
+def _tensors(x, y, dtype, device):
+    x = torch.from_numpy(x)
+    x = x.to(device=device, dtype=dtype) if x.is_floating_point() else x.to(device)
+    y = torch.from_numpy(y)
+    y = y.to(device=device, dtype=dtype) if y.is_floating_point() else y.to(device)
+    return x, y
+
+
+def prepare(config, harness) -> Prepared:
+    """Data, model, metrics file and straggler of this rank; UsageError on every rank if any rank fails."""
+    problem, prepared = "", None
+    try:
+        config.validate()
+        dtype = torch.float64 if config.dtype == "float64" else torch.float32
+        metrics = MetricsWriter(config.metrics, rank=harness.rank, world_size=harness.size,
+                                algorithm=config.algorithm)
+        data = load_dataset(config.dataset, seed=config.seed, **config.data_options)
+        shard = partition(data.y_train, harness.size, config.partition, config.seed)[harness.rank]
+        straggler = Straggler(config, harness.rank, harness.size)
+        test = test_indices(len(data.y_test), get_algorithm(config.algorithm).asynchronous, harness.rank,
+                            harness.size)
+        device = select_device(harness, config.device)
+        model = build_model(config.model, data.info, hidden=config.hidden, seed=config.seed, dtype=dtype).to(device)
+        prepared = Prepared(model=model, info=data.info, device=device, metrics=metrics, straggler=straggler,
+                            train=_tensors(data.x_train[shard], data.y_train[shard], dtype, device),
+                            test=_tensors(data.x_test[test], data.y_test[test], dtype, device))
+    except (ValueError, OSError, RuntimeError) as error:  # UsageError is a ValueError
+        problem = str(error)
+    harness.check_all(not problem, problem, UsageError)
+    return prepared
+
+
+def distributed_optimizer(config, model, comm, harness, throttle=None) -> DistributedOptimizer:
+    """The algorithm around a local SGD; ``throttle`` goes into its messenger on this rank.
+
+    A throttle (given on some ranks only) needs an algorithm with a messenger:
+    otherwise every rank raises UsageError."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                                weight_decay=config.weight_decay, nesterov=config.nesterov)
+    names = [name for name, _ in model.named_parameters()]
+    dist = DistributedOptimizer(optimizer, config.algorithm, comm=comm, names=names, **config.algorithm_options)
+    messenger = getattr(dist.algorithm, "messenger", None)
+    try:
+        harness.check_all(throttle is None or messenger is not None,
+                          f"a throttle needs an algorithm with a messenger (the gossip family); "
+                          f"{config.algorithm!r} has none", UsageError)
+    except UsageError:
+        dist.close()
+        raise
+    if throttle is not None:
+        messenger.throttle = throttle
+    return dist
