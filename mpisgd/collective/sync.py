@@ -11,6 +11,9 @@ strictly in index order on every rank (a bucket that is ready early waits
 for its predecessors), which keeps collective order identical across ranks.
 Each new gradient also ``Test()``s the buckets in flight so MPI progresses
 them; ``before_step()`` starts what is left and waits for everything.
+Each bucket's all-reduce is prepared once (:meth:`Communicator.reduction`),
+so a step costs one ``Iallreduce`` and one ``Wait`` per bucket and a little
+book-keeping per gradient.
 
 Without hooks (numpy code) call ``before_step()`` after filling the
 gradient buffer: it all-reduces every bucket.
