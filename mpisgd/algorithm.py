@@ -14,6 +14,12 @@ around that step:
 ``finish()``          training is over: complete in-flight communication
 ====================  =========================================================
 
+Requests in flight live in one place, ``in_flight`` (an
+:class:`~mpisgd.comm.request.InFlight`): an algorithm ``add()``s the
+requests it starts; the default ``progress()`` (also called from
+``grad_ready``) ``Test()``s them, ``wait_in_flight()`` completes them, and
+``finish()``, ``state_dict()`` and ``load_state_dict()`` complete them first.
+
 Every algorithm has keyword-only options with the paper defaults, declared
 in ``options`` (the CLI builds its flags from them), a ``state_dict()`` with
 its counters and buffers, and per-rank statistics.
@@ -24,7 +30,9 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Optional
 
-from .comm import AgreementError, Communicator, UsageError
+from .comm import Communicator
+from .comm.request import InFlight
+from .errors import AgreementError, UsageError
 from .flat import FlatParams
 
 INIT_MODES = ("broadcast", "check", "keep")  # what construction does with the ranks' initial parameters
@@ -107,6 +115,7 @@ class Algorithm:
         for key, value in self.config.items():
             setattr(self, key, value)
         self.steps = 0
+        self.in_flight = InFlight()  # the requests started and not yet waited for
         shared = {k: v for k, v in self.config.items() if not self.options[k].per_rank}
         self.comm.check_agreement(
             {"algorithm": self.name, "options": shared, "params": self.flat.describe(), "init": init},
@@ -146,7 +155,13 @@ class Algorithm:
         self.progress()
 
     def progress(self) -> None:
-        """Let in-flight communication advance (``Test()``); cheap, call it during local work."""
+        """Let in-flight communication advance (``Test()`` the requests in ``in_flight``); cheap,
+        call it during local work."""
+        self.in_flight.test()
+
+    def wait_in_flight(self) -> None:
+        """Block until every request in ``in_flight`` is complete (its completion work done); forget them."""
+        self.in_flight.wait()
 
     def report_loss(self, loss: float) -> None:
         """This rank's training loss of the step just taken (used by leader-based algorithms)."""
@@ -160,6 +175,7 @@ class Algorithm:
 
     def finish(self) -> None:
         """Complete in-flight communication at the end of training."""
+        self.wait_in_flight()
 
     def close(self) -> None:
         """Free the private communicator (when this algorithm created it)."""
@@ -168,7 +184,11 @@ class Algorithm:
 
     # -- state and statistics ---------------------------------------------
     def state_dict(self) -> dict:
-        """Options, counters, statistics and copies of the buffers named in ``state_buffers``."""
+        """Options, counters, statistics and copies of the buffers named in ``state_buffers``.
+
+        What is in flight is completed first: a state never holds a half-reduced buffer.
+        """
+        self.wait_in_flight()
         state = {"algorithm": self.name, "options": dict(self.config), "steps": self.steps,
                  "comm_stats": self.comm.stats.as_dict()}
         state.update({name: self.flat.backend.copy(getattr(self, name)) for name in self.state_buffers})
@@ -178,6 +198,7 @@ class Algorithm:
     def load_state_dict(self, state: dict) -> None:
         if state.get("algorithm") != self.name:
             raise ValueError(f"state is for algorithm {state.get('algorithm')!r}, not {self.name!r}")
+        self.wait_in_flight()  # MPI must be done writing the buffers about to be overwritten
         self.steps = state["steps"]
         self.comm.stats.load(state.get("comm_stats", {}))
         for name in self.state_buffers:

@@ -81,8 +81,10 @@ def test_sync_smoke(tmp_path):
     report = load_report(path, *run_bench("sync", "--quick", "--ranks", RANKS, "--json", path))
     assert report["benchmark"] == "sync"
     for key in ("sync_over_handwritten", "sync_over_ddp_gloo"):
-        assert sorted(report["ratios"][key]) == ["large", "small"]
+        assert sorted(report["ratios"][key]) == ["digits", "large", "small"]
         assert all(positive(v) for v in report["ratios"][key].values())
+    # the digits MLP 64-256-10 keeps its size under --quick: its ~1 ms step shows per-step Python work
+    assert {e["model"]: e["parameters"] for e in report["results"]}["digits"] == 64 * 256 + 256 + 256 * 10 + 10
     for entry in report["results"]:
         assert entry["parameters"] > 0
         for variant in ("sync", "handwritten", "ddp_gloo"):

@@ -15,6 +15,11 @@ def test_communicator_device_staging_stats_agreement(ranks):
     assert_ok(run_prog(ranks, "comm_backends.py"))
 
 
+@pytest.mark.parametrize("ranks", [1, 2, 4])
+def test_algorithm_progress_tests_requests_in_flight(ranks):
+    assert_ok(run_prog(ranks, "in_flight.py"))
+
+
 def test_cuda_aware_is_opt_in(monkeypatch):
     monkeypatch.delenv("MPISGD_CUDA_AWARE", raising=False)
     assert resolve_cuda_aware() is False

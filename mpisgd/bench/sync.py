@@ -14,8 +14,11 @@ in the same MPI processes:
                   backend, its process group set up from MPI (rank and size
                   from ``COMM_WORLD``, a free port chosen by rank 0).
 
-Models: MLPs from :mod:`mpisgd.train.models` (``small``: 64-128-128-10,
-26k parameters; ``large``: 512-2048-2048-10, 5.3M parameters). Each model
+Models: MLPs (ReLU between the layers, built as :mod:`mpisgd.train.models`
+builds its ``mlp``): ``small`` 64-128-128-10, 26k parameters; ``large``
+512-2048-2048-10, 5.3M parameters; ``digits`` 64-256-10, 19k parameters, the
+digits MLP, whose step takes about a millisecond, so that the per-step Python
+work of SyncSGD (hooks, bucket book-keeping, requests) shows. Each model
 size runs ``--warmup`` untimed steps per variant, then ``--blocks`` rounds
 of ``--steps`` timed steps per variant, interleaved (see
 :mod:`.timing`). Throughput: steps/s of the slowest rank, median block.
@@ -44,15 +47,16 @@ GOALS = {"sync_over_handwritten": 0.9}
 RATE = "steps_per_s"
 RANK_TOLERANCE = 1e-5  # relative: every rank applies the same averaged gradient
 VARIANTS = ("sync", "handwritten", "ddp_gloo")
-MODEL_SHAPES = {"small": (64, 128, 10), "large": (512, 2048, 10)}  # features, hidden, classes
-QUICK_SHAPES = {"small": (16, 32, 10), "large": (64, 256, 10)}
-DEFAULTS = {"steps": {"small": 60, "large": 4}, "blocks": 9, "warmup": 5}
-QUICK = {"steps": {"small": 3, "large": 2}, "blocks": 2, "warmup": 2}
+MODEL_LAYERS = {"small": (64, 128, 128, 10), "large": (512, 2048, 2048, 10),  # features, hidden..., classes
+                "digits": (64, 256, 10)}
+QUICK_LAYERS = {"small": (16, 32, 32, 10), "large": (64, 256, 256, 10), "digits": (64, 256, 10)}
+DEFAULTS = {"steps": {"small": 60, "large": 4, "digits": 100}, "blocks": 9, "warmup": 5}
+QUICK = {"steps": {"small": 3, "large": 2, "digits": 3}, "blocks": 2, "warmup": 2}
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--models", default="small,large",
-                        help="model sizes to run, comma separated: small, large (default both)")
+    parser.add_argument("--models", default=",".join(MODEL_LAYERS),
+                        help=f"model sizes to run, comma separated (default {','.join(MODEL_LAYERS)})")
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help=f"variants to run, comma separated (default {','.join(VARIANTS)})")
     parser.add_argument("--steps", type=int, help="timed steps per block and variant, for every model size "
@@ -70,14 +74,13 @@ def resolve_settings(args) -> dict:
     base = QUICK if args.quick else DEFAULTS
     models = [name.strip() for name in args.models.split(",") if name.strip()]
     variants = [name.strip() for name in args.variants.split(",") if name.strip()]
-    unknown = sorted(set(models) - set(MODEL_SHAPES)) + sorted(set(variants) - set(VARIANTS))
+    unknown = sorted(set(models) - set(MODEL_LAYERS)) + sorted(set(variants) - set(VARIANTS))
     if unknown or not models or not variants:
-        raise UsageError(f"unknown or missing --models/--variants {unknown}: models are {list(MODEL_SHAPES)}, "
+        raise UsageError(f"unknown or missing --models/--variants {unknown}: models are {list(MODEL_LAYERS)}, "
                          f"variants {list(VARIANTS)}")
     steps = {name: args.steps if args.steps is not None else base["steps"][name] for name in models}
     settings = {
-        "models": {name: dict(zip(("features", "hidden", "classes"),
-                                  (QUICK_SHAPES if args.quick else MODEL_SHAPES)[name])) for name in models},
+        "models": {name: list((QUICK_LAYERS if args.quick else MODEL_LAYERS)[name]) for name in models},
         "variants": [name for name in VARIANTS if name in variants],
         "steps": steps,
         "blocks": args.blocks if args.blocks is not None else base["blocks"],
@@ -97,29 +100,32 @@ def resolve_settings(args) -> dict:
 class Workload:
     """One model size: the model builder, this rank's batches, the local optimizer."""
 
-    def __init__(self, comm, shape: dict, settings: dict, seed: int, n_batches: int = 4):
+    def __init__(self, comm, layers: list, settings: dict, seed: int, n_batches: int = 4):
         import torch
 
-        from ..train.data import DatasetInfo
-
-        self.info = DatasetInfo("synthetic", "classification", n_batches * settings["batch"], 0,
-                                n_features=shape["features"], n_classes=shape["classes"])
-        self.hidden = shape["hidden"]
+        self.layers = layers
+        features, classes = layers[0], layers[-1]
         self.seed = seed
         self.lr = settings["lr"]
         self.momentum = settings["momentum"]
         generator = torch.Generator().manual_seed(1_000_003 * seed + comm.Get_rank())  # other data per rank
         self.batches = [
-            (torch.randn(settings["batch"], shape["features"], generator=generator),
-             torch.randint(0, shape["classes"], (settings["batch"],), generator=generator))
+            (torch.randn(settings["batch"], features, generator=generator),
+             torch.randint(0, classes, (settings["batch"],), generator=generator))
             for _ in range(n_batches)
         ]
 
     def model(self):
-        """A fresh model; the same initial weights on every rank and for every variant."""
-        from ..train.models import build_model
+        """A fresh MLP; the same initial weights (from the seed alone) on every rank and for every variant."""
+        import torch
+        from torch import nn
 
-        return build_model("mlp", self.info, hidden=self.hidden, seed=self.seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            modules = []
+            for inputs, outputs in zip(self.layers[:-1], self.layers[1:]):
+                modules += [nn.Linear(inputs, outputs), nn.ReLU()]
+            return nn.Sequential(*modules[:-1])
 
     def optimizer(self, parameters):
         import torch
@@ -316,8 +322,8 @@ def agreement(comm, variants: dict) -> dict:
 
 def measure_model(comm, label: str, settings: dict, seed: int) -> dict:
     """Warm up, then time every variant in interleaved blocks on one model size."""
-    shape = settings["models"][label]
-    workload = Workload(comm, shape, settings, seed)
+    layers = settings["models"][label]
+    workload = Workload(comm, layers, settings, seed)
     variants = build_variants(settings["variants"], workload, comm, settings)
     try:
         for variant in variants.values():
@@ -333,7 +339,7 @@ def measure_model(comm, label: str, settings: dict, seed: int) -> dict:
             variant.close()
     return {
         "model": label,
-        "layers": [shape["features"], shape["hidden"], shape["hidden"], shape["classes"]],
+        "layers": layers,
         "parameters": parameters,
         "steps_per_block": steps,
         **{name: summarize(seconds, steps, RATE) for name, seconds in samples.items()},

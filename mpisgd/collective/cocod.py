@@ -19,7 +19,7 @@ current models: Local SGD with period k.
 
 Heterogeneous workers [reconstructed, not read in the paper]: a rank's
 ``weight`` (e.g. its batch size, per rank) turns the average into
-``sum_i (w_i / sum_j w_j) s_i``.
+``sum_i w_i s_i / sum_j w_j`` (the weighted mean of ``Communicator.iallreduce``).
 
 ``finish()`` completes the round in flight (wait, merge) and averages the
 models once, so every rank ends with the same model; nothing is left in
@@ -29,7 +29,6 @@ flight (training may continue afterwards with a new round).
 import numpy as np
 
 from ..algorithm import Algorithm, Option, positive, register
-from ..comm import Completed
 
 
 @register
@@ -47,45 +46,34 @@ class CoCoD(Algorithm):
     def __init__(self, flat, *, comm=None, **options):
         super().__init__(flat, comm=comm, **options)
         weights = self.comm.allgather(np.array([self.weight], dtype=np.float64))[:, 0]
-        self.share = None if np.all(weights == weights[0]) else float(self.weight / weights.sum())
+        # equal weights: the plain mean (no weight reduction, and exact where p x / p is)
+        self.averaging_weight = None if np.all(weights == weights[0]) else self.weight
         backend = self.flat.backend
         self.snapshot = backend.copy(self.flat.params)
         self.buffer = backend.zeros_like(self.flat.params)
-        self.request = None
+        self.averaging = False  # a round's average started and not merged yet
         if self.overlap:
             self._start_average()
 
     def _start_average(self) -> None:
         self.buffer[...] = self.snapshot
-        if self.share is None:
-            self.request = self.comm.iallreduce(self.buffer, average=True)
-        else:
-            self.flat.backend.scale(self.buffer, self.share)
-            self.request = self.comm.iallreduce(self.buffer)
+        self.in_flight.add(self.comm.iallreduce(self.buffer, average=True, weight=self.averaging_weight))
+        self.averaging = True
 
     def _average_now(self) -> None:
-        params = self.flat.params
-        if self.share is None:
-            self.comm.allreduce(params, average=True)
-        else:
-            self.flat.backend.scale(params, self.share)
-            self.comm.allreduce(params)
-
-    def progress(self) -> None:
-        if self.request is not None:
-            self.request.test()
+        self.comm.allreduce(self.flat.params, average=True, weight=self.averaging_weight)
 
     def _merge(self) -> None:
         """x <- c + (x - s), computed as x += (c - s) so that c == s leaves x exactly unchanged."""
-        self.request.wait()
-        self.request = None
+        self.wait_in_flight()
+        self.averaging = False
         self.buffer -= self.snapshot
         self.flat.params += self.buffer
         self.snapshot[...] = self.flat.params
 
     def after_step(self) -> None:
         super().after_step()
-        if self.overlap and self.request is None:  # the first step after finish(): a new round
+        if self.overlap and not self.averaging:  # the first step after finish(): a new round
             self._start_average()
         if self.steps % self.period:
             self.progress()
@@ -96,17 +84,14 @@ class CoCoD(Algorithm):
             self._average_now()
 
     def finish(self) -> None:
-        if self.request is not None:
+        if self.averaging:
             self._merge()
         self._average_now()
         self.snapshot[...] = self.flat.params  # nothing stays in flight after finish()
 
     def state_dict(self) -> dict:
-        pending = self.request is not None
-        if pending:
-            self.request.wait()
-        return {**super().state_dict(), "pending": pending}
+        return {**super().state_dict(), "pending": self.averaging}  # the base completes what is in flight
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
-        self.request = Completed() if state["pending"] else None
+        self.averaging = state["pending"]  # its average is complete, in the restored buffer

@@ -46,22 +46,19 @@ class ElasticAveraging(Algorithm):
         self.before = backend.zeros_like(params)  # this rank's pre-step model
         self.mean = backend.zeros_like(params)  # mean of the pre-step models
         self.alpha = self.moving_rate / self.comm.size
-        self.request = None
+        self.exchanging = False  # this step's exchange started in before_step(), not applied yet
 
     def before_step(self) -> None:
         if self.steps % self.period == 0:
             self.before[...] = self.flat.params
             self.mean[...] = self.flat.params
-            self.request = self.comm.iallreduce(self.mean, average=True)
-
-    def progress(self) -> None:
-        if self.request is not None:
-            self.request.test()
+            self.in_flight.add(self.comm.iallreduce(self.mean, average=True))
+            self.exchanging = True
 
     def after_step(self) -> None:
-        if self.request is not None:
-            self.request.wait()
-            self.request = None
+        if self.exchanging:
+            self.wait_in_flight()
+            self.exchanging = False
             backend = self.flat.backend
             self.before -= self.center  # x_i - z
             backend.scale(self.before, self.alpha)
@@ -72,7 +69,6 @@ class ElasticAveraging(Algorithm):
         super().after_step()
 
     def finish(self) -> None:
-        if self.request is not None:
-            self.request.wait()
-            self.request = None
+        super().finish()
+        self.exchanging = False
         self.flat.params[...] = self.center

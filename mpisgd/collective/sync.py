@@ -11,6 +11,9 @@ strictly in index order on every rank (a bucket that is ready early waits
 for its predecessors), which keeps collective order identical across ranks.
 Each new gradient also ``Test()``s the buckets in flight so MPI progresses
 them; ``before_step()`` starts what is left and waits for everything.
+Each bucket's all-reduce is prepared once (:meth:`Communicator.reduction`),
+so a step costs one ``Iallreduce`` and one ``Wait`` per bucket and a little
+book-keeping per gradient.
 
 Without hooks (numpy code) call ``before_step()`` after filling the
 gradient buffer: it all-reduces every bucket.
@@ -24,7 +27,6 @@ Example (numpy, no torch)::
 """
 
 from ..algorithm import Algorithm, Option, positive, register
-from ..comm import test_all, wait_all
 
 
 @register
@@ -38,6 +40,8 @@ class BucketedAllReduce(Algorithm):
     def __init__(self, flat, *, comm=None, **options):
         super().__init__(flat, comm=comm, **options)
         self._plan_buckets()
+        grads = self.flat.grads  # each bucket's mean, prepared once: a step costs one Iallreduce per bucket
+        self._reductions = [self.comm.reduction(grads[lo:hi], average=True) for lo, hi in self.buckets]
         self._reset()
 
     def _plan_buckets(self) -> None:
@@ -46,7 +50,7 @@ class BucketedAllReduce(Algorithm):
         limit = max(1, int(self.bucket_mb * 2**20) // max(itemsize, 1))
         self.buckets = []  # (lo, hi) offsets into the flat gradient
         self._bucket_of = [0] * len(self.flat.slots)
-        self._expected = []
+        self._expected = []  # gradients per bucket
         lo = hi = None
         members = 0
         for index in reversed(range(len(self.flat.slots))):
@@ -64,14 +68,14 @@ class BucketedAllReduce(Algorithm):
                 members = 0
 
     def _reset(self) -> None:
-        self._ready = [0] * len(self.buckets)
-        self._requests = [None] * len(self.buckets)
-        self._next = 0
+        self._missing = self._expected.copy()  # gradients each bucket still waits for
+        self._next = 0  # the next bucket to start
 
     def _launch(self, everything: bool = False) -> None:
-        while self._next < len(self.buckets) and (everything or self._ready[self._next] == self._expected[self._next]):
-            lo, hi = self.buckets[self._next]
-            self._requests[self._next] = self.comm.iallreduce(self.flat.grads[lo:hi], average=True)
+        """Start the buckets that are complete (all of them: ``everything``), strictly in order."""
+        missing, count = self._missing, len(self._reductions)
+        while self._next < count and (everything or missing[self._next] <= 0):
+            self.in_flight.add(self._reductions[self._next].start())
             self._next += 1
 
     def grad_ready(self, index: int) -> None:
@@ -81,17 +85,18 @@ class BucketedAllReduce(Algorithm):
                 f"gradient of {self.flat.slots[index].name} changed after its bucket was sent: "
                 "call step() after each backward() (gradient accumulation is not supported by 'sync')"
             )
-        self._ready[bucket] += 1
-        test_all(self._requests[: self._next])
-        self._launch()
+        self._missing[bucket] -= 1
+        self.progress()
+        if bucket == self._next and not self._missing[bucket]:
+            self._launch()
 
     def before_step(self) -> None:
         self._launch(everything=True)
-        wait_all(self._requests)
+        self.wait_in_flight()
         self._reset()
 
     def finish(self) -> None:
-        wait_all(self._requests)
+        super().finish()
         self._reset()
 
     def state_dict(self) -> dict:

@@ -17,6 +17,7 @@ from .mpi import MPI
 
 from ..arrays import backend_for
 from ..errors import AgreementError
+from .reduction import Reduction
 from .request import Request
 from .stats import CommStats
 
@@ -42,6 +43,7 @@ class Communicator:
         comm = Communicator(MPI.COMM_WORLD)
         grad = numpy.ones(10)
         comm.allreduce(grad, average=True)   # in place
+        comm.allreduce(grad, weight=2.0)     # sum_i w_i x_i / sum_i w_i
     """
 
     def __init__(self, comm=None, *, cuda_aware=None, stats=None):
@@ -60,43 +62,47 @@ class Communicator:
         self._staging = {}  # (backend, address, nbytes) -> host buffer, reused across calls
 
     # -- buffers -----------------------------------------------------------
-    def _prepare(self, array):
-        """Return (buffer handed to MPI, callback that completes the transfer)."""
-        backend = backend_for(array)
-        if not backend.is_on_device(array):
-            return array, None, backend
-        backend.synchronize(array)  # the stream must finish before MPI reads
-        if self.cuda_aware:
-            return array, None, backend
+    def staging_buffer(self, array, backend):
+        """The host buffer that stages device ``array`` for MPI (made once per array, then reused)."""
         key = (backend.name, backend.address(array), int(array.nbytes), str(array.dtype))
         host = self._staging.get(key)
         if host is None:
             host = self._staging[key] = backend.host_buffer(array)
-        backend.to_host(array, host)
-        return host, lambda: backend.from_host(host, array), backend
+        return host
 
-    def _allreduce_bytes(self, array) -> int:
-        return 2 * (self.size - 1) * int(array.nbytes) // self.size
+    def _prepare(self, array):
+        """Return (buffer handed to MPI, callback that completes the transfer or None)."""
+        backend = backend_for(array)
+        if not backend.is_on_device(array):
+            return array, None
+        backend.synchronize(array)  # the stream must finish before MPI reads
+        if self.cuda_aware:
+            return array, None
+        host = self.staging_buffer(array, backend)
+        backend.to_host(array, host)
+        return host, lambda: backend.from_host(host, array)
 
     # -- collectives on arrays --------------------------------------------
-    def iallreduce(self, array, *, average: bool = False) -> Request:
-        """Start an in-place sum (or mean) of ``array`` over all ranks."""
-        buffer, copy_back, backend = self._prepare(array)
-        moved = self._allreduce_bytes(array)
-        self.stats.count(moved, moved)
-        request = self.mpi.Iallreduce(MPI.IN_PLACE, buffer, op=MPI.SUM)
-        return Request(request, self.stats, self._finisher(array, backend, copy_back, average))
+    def reduction(self, array, *, average: bool = False, weight=None) -> Reduction:
+        """An in-place all-reduce of ``array`` prepared once, to start many times (see :class:`Reduction`).
 
-    def allreduce(self, array, *, average: bool = False) -> None:
-        """In-place blocking sum (or mean) of ``array`` over all ranks."""
-        buffer, copy_back, backend = self._prepare(array)
-        moved = self._allreduce_bytes(array)
-        self.stats.count(moved, moved)
-        with self.stats.blocked():
-            self.mpi.Allreduce(MPI.IN_PLACE, buffer, op=MPI.SUM)
-        finish = self._finisher(array, backend, copy_back, average)
-        if finish is not None:
-            finish()
+        Use it for an array reduced every step (gradient buckets): what
+        ``iallreduce`` looks up per call is looked up here once.
+        """
+        return Reduction(self, array, average=average, weight=weight)
+
+    def iallreduce(self, array, *, average: bool = False, weight=None) -> Request:
+        """Start an in-place sum of ``array`` over all ranks; or its mean, or its weighted mean.
+
+        ``average=True``: ``(1/p) sum_i x_i``. ``weight=w_i`` (this rank's
+        weight): ``sum_i w_i x_i / sum_i w_i``; the weights' sum is reduced
+        with the array each time, nothing is cached (see :class:`Reduction`).
+        """
+        return Reduction(self, array, average=average, weight=weight).start()
+
+    def allreduce(self, array, *, average: bool = False, weight=None) -> None:
+        """In-place blocking sum, mean or weighted mean of ``array`` over all ranks (as :meth:`iallreduce`)."""
+        Reduction(self, array, average=average, weight=weight).run()
 
     def bcast(self, array, root: int = 0) -> None:
         """Broadcast ``array`` in place from ``root``.
@@ -104,7 +110,7 @@ class Communicator:
         Counted as ``(p-1)/p * n`` bytes sent and received per rank: the
         least total traffic, ``(p-1) * n``, spread evenly over the ranks.
         """
-        buffer, copy_back, _ = self._prepare(array)
+        buffer, copy_back = self._prepare(array)
         moved = (self.size - 1) * int(array.nbytes) // self.size
         self.stats.count(moved, moved)
         with self.stats.blocked():
@@ -132,18 +138,6 @@ class Communicator:
     def node_communicator(self) -> "Communicator":
         """The ranks on this node (``COMM_TYPE_SHARED``), sharing this one's statistics."""
         return Communicator(self.node, cuda_aware=self.cuda_aware, stats=self.stats)
-
-    def _finisher(self, array, backend, copy_back, average):
-        if not average:
-            return copy_back
-        factor = 1.0 / self.size
-
-        def finish():
-            if copy_back is not None:
-                copy_back()
-            backend.scale(array, factor)
-
-        return finish
 
     # -- small control messages (pickled) ----------------------------------
     def allgather_object(self, obj) -> list:

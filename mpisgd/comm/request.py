@@ -64,5 +64,41 @@ def wait_all(requests) -> None:
 
 
 def test_all(requests) -> bool:
-    """Progress every request; True when all are complete."""
+    """Progress the requests in order up to the first incomplete one; True when all are complete.
+
+    One ``Test`` lets MPI progress every operation in flight, and collectives
+    complete in the order they started, so the later ones are not tested.
+    """
     return all(request.test() for request in requests if request is not None)
+
+
+class InFlight:
+    """The requests an algorithm has in flight, in the order they started.
+
+    ``add()`` a request when it starts; ``test()`` progresses them (see
+    :func:`test_all`); ``wait()`` completes them all in start order and
+    forgets them. A request stays listed until ``wait()``, completed or not
+    (testing a completed one costs nothing), so ``requests`` shows what the
+    algorithm started since its last wait.
+    """
+
+    __slots__ = ("requests",)
+
+    def __init__(self):
+        self.requests = []
+
+    def add(self, request):
+        """Track ``request`` (returned, for chaining)."""
+        self.requests.append(request)
+        return request
+
+    def test(self) -> bool:
+        return test_all(self.requests) if self.requests else True
+
+    def wait(self) -> None:
+        if self.requests:
+            requests, self.requests = self.requests, []
+            wait_all(requests)
+
+    def __len__(self) -> int:
+        return len(self.requests)

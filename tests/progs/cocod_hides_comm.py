@@ -6,8 +6,9 @@ figure, measured by ``python -m mpisgd.bench overlap``, not asserted here):
 - each round's Iallreduce is started at the round's first step and is the
   same request through all ``period`` local steps; only the round end
   waits for it (merge) and starts the next one;
-- ``progress()`` between slices of local work Tests the request in flight
-  (``progress_s`` grows), and every round's all-reduce is counted;
+- ``progress()`` (the default of ``Algorithm``) between slices of local work
+  Tests the request in flight (``progress_s`` grows), and every round's
+  all-reduce is counted;
 - Local SGD (``overlap=False``) keeps nothing in flight and blocks once per
   round;
 - after ``finish()`` nothing is in flight and every rank holds one model.
@@ -29,10 +30,17 @@ comm = world()
 numel, period, rounds, step_s = 200_000, 4, 6, 0.005
 
 
+def current(algorithm):
+    """The one request the algorithm has in flight (None: nothing)."""
+    requests = algorithm.in_flight.requests
+    assert len(requests) <= 1, requests
+    return requests[0] if requests else None
+
+
 def train(algorithm_class, **options):
     x = np.zeros(numel)
     algorithm = algorithm_class(FlatParams(x), comm=comm, period=period, **options)
-    in_flight = getattr(algorithm, "request", None)
+    in_flight = current(algorithm)
     before = algorithm.statistics()
     comm.Barrier()
     for step in range(1, period * rounds + 1):
@@ -42,7 +50,7 @@ def train(algorithm_class, **options):
             algorithm.progress()
         x += 1.0 + comm.rank  # ranks drift apart between averages
         algorithm.after_step()
-        request = getattr(algorithm, "request", None)
+        request = current(algorithm)
         if in_flight is None:  # Local SGD: nothing is ever in flight
             assert request is None, step
         elif step % period:  # inside a round: the same all-reduce is still in flight
@@ -55,7 +63,7 @@ def train(algorithm_class, **options):
         assert stats["progress_s"] > 0  # Test() ran on the request in flight
     assert stats["calls"] == rounds, stats  # one all-reduce per round
     algorithm.finish()
-    assert getattr(algorithm, "request", None) is None
+    assert current(algorithm) is None
     models = comm.allgather(x.copy())
     assert all(np.array_equal(models[0], model) for model in models)
     algorithm.close()

@@ -80,6 +80,6 @@ for algo, params in ((cocod, x), (twin, twin_x)):
     algo.after_step()
 assert np.array_equal(x, twin_x)
 cocod.finish()
-assert cocod.request is None and np.ptp(gather(comm, x), axis=0).max() == 0
+assert not cocod.in_flight and not cocod.averaging and np.ptp(gather(comm, x), axis=0).max() == 0
 no_torch()
 done(comm)

@@ -1,4 +1,4 @@
-"""Communicator: device-array path on CPU, node communicator, statistics, agreement.
+"""Communicator: device-array path on CPU, weighted means, node communicator, statistics, agreement.
 
 There is no GPU here, so device memory is played by a host array that only
 exposes ``__cuda_array_interface__`` (as mpi4py's own tests do). Its backend
@@ -9,6 +9,7 @@ through host memory.
 """
 
 import numpy as np
+import torch
 from _common import done, world
 
 from mpisgd.comm import AgreementError, Backend, Communicator, device_index, register_backend
@@ -89,6 +90,40 @@ assert np.all(array.host == expected_mean), array.host
 assert aware.stats.bytes_sent == 2 * (p - 1) * 40 // p, aware.stats
 assert aware.stats.calls == 1 and aware.stats.wait_s >= 0
 
+# weighted mean (oracle from the spec): sum_i w_i x_i / sum_i w_i, with known per-rank values
+def values(rank):
+    return np.arange(7, dtype=np.float64) * (rank + 1) - 3.0 * rank
+
+
+def weighted_mean(weight_of):
+    weights = [weight_of(r) for r in range(p)]
+    return sum(w * values(r) for r, w in enumerate(weights)) / sum(weights)
+
+
+weighted = Communicator(comm)
+x = values(comm.rank)
+request = weighted.iallreduce(x, weight=1.0 + 2 * comm.rank)  # w_i = 1 + 2i
+request.wait()
+assert np.allclose(x, weighted_mean(lambda r: 1.0 + 2 * r), rtol=0, atol=1e-12), x
+assert weighted.stats.calls == 1 and weighted.stats.bytes_sent == 2 * (p - 1) * (7 * 8 + 8) // p, weighted.stats
+x = values(comm.rank)
+weighted.allreduce(x, weight=0.5 if comm.rank % 2 else 3.0)  # other weights next call: nothing is cached
+assert np.allclose(x, weighted_mean(lambda r: 0.5 if r % 2 else 3.0), rtol=0, atol=1e-12), x
+t = torch.tensor(values(comm.rank), dtype=torch.float32)  # a torch CPU tensor (MPI reads a numpy view)
+weighted.iallreduce(t, weight=comm.rank + 1).wait()
+assert np.allclose(t.numpy(), weighted_mean(lambda r: r + 1), rtol=1e-6, atol=1e-5), t
+equal = values(comm.rank)
+weighted.allreduce(equal, weight=2.0)  # equal weights: the plain mean
+assert np.allclose(equal, sum(values(r) for r in range(p)) / p, rtol=0, atol=1e-12), equal
+staged_array = FakeDeviceArray(values(comm.rank))  # device memory staged through the host
+staged.iallreduce(staged_array, weight=comm.rank + 1.0).wait()
+assert np.allclose(staged_array.host, weighted_mean(lambda r: r + 1.0), rtol=0, atol=1e-12), staged_array.host
+prepared = weighted.reduction(x, average=True)  # prepared once, started many times
+for _ in range(3):
+    x[...] = values(comm.rank)
+    prepared.start().wait()
+    assert np.allclose(x, sum(values(r) for r in range(p)) / p, rtol=0, atol=1e-12), x
+
 # node-local communicator and rank -> GPU mapping
 assert aware.local_size == p and aware.local_rank == comm.rank  # one host here
 assert device_index(aware.local_rank, 0) is None
@@ -106,6 +141,6 @@ try:
 except AgreementError as error:
     raised = "rank" in str(error) and "shape" in str(error)
 assert raised, "a mismatch must raise on every rank"
-for c in (staged, aware):
+for c in (staged, aware, weighted):
     c.free()
 done(comm)
