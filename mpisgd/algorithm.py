@@ -166,6 +166,11 @@ class Algorithm:
     def report_loss(self, loss: float) -> None:
         """This rank's training loss of the step just taken (used by leader-based algorithms)."""
 
+    def backward_done(self) -> None:
+        """Every gradient of the backward pass is complete (the torch binding calls it at the end of
+        ``backward()``, only where a subclass overrides it: algorithms that reduce gradients finish
+        here, so that ``.grad`` holds the global mean after ``backward()``, as with DDP)."""
+
     def before_step(self) -> None:
         """Gradients are complete; the local optimizer step comes next."""
 

@@ -71,3 +71,9 @@ def test_initial_parameters_broadcast_module_and_add_param_group(ranks):
 
 def test_lr_schedulers_on_every_wrapper():
     assert_ok(run_prog(2, "torch_schedulers.py", timeout=240))
+
+
+def test_mean_gradient_after_backward_grad_scaler_and_torch_compile():
+    """sync's .grad is the global mean after backward(); GradScaler on every wrapper (an inf on one
+    rank skips only the local steps it must, nobody hangs); a torch.compile'd model trains alike."""
+    assert_ok(run_prog(2, "torch_grad_scaler.py", timeout=300))

@@ -11,12 +11,23 @@ the last average, so every rank ends with the same model.
 Property: with ``period=1`` and plain SGD this is synchronous SGD exactly
 (the average of ``x - lr g_i`` is ``x - lr mean(g)``).
 
-Example (numpy)::
+Example (numpy; ``mpiexec -n 2 python -m mpi4py example.py``)::
 
-    local = PeriodicAveraging(FlatParams(x, g), comm=comm, period=4)
+    import numpy
+    from mpi4py import MPI
+    from mpisgd import FlatParams
+    from mpisgd.collective import PeriodicAveraging
+
+    comm = MPI.COMM_WORLD
+    target = numpy.full(3, float(comm.rank))     # rank r minimizes |x - target_r|^2 / 2
+    x = numpy.zeros(3)
+    local = PeriodicAveraging(FlatParams(x), comm=comm, period=4)
     for step in range(100):
-        x -= lr * gradient(x); local.after_step()
+        x -= 0.1 * (x - target)                  # a local gradient step
+        local.after_step()
     local.finish()
+    print(comm.rank, x)                          # every rank: the mean of the targets
+    local.close()
 """
 
 from ..algorithm import Algorithm, Option, positive, register

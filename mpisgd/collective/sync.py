@@ -18,12 +18,21 @@ book-keeping per gradient.
 Without hooks (numpy code) call ``before_step()`` after filling the
 gradient buffer: it all-reduces every bucket.
 
-Example (numpy, no torch)::
+Example (numpy, no torch; ``mpiexec -n 2 python -m mpi4py example.py``)::
 
-    flat = FlatParams(x, g)                      # x, g: 1-D float arrays
-    sync = BucketedAllReduce(flat, comm=MPI.COMM_WORLD)
-    g[:] = gradient(x); sync.before_step()       # g is now the global mean
-    x -= lr * g
+    import numpy
+    from mpi4py import MPI
+    from mpisgd import FlatParams
+    from mpisgd.collective import BucketedAllReduce
+
+    x, g = numpy.zeros(4), numpy.zeros(4)        # the parameters and their gradient, used in place
+    sync = BucketedAllReduce(FlatParams(x, g), comm=MPI.COMM_WORLD)
+    g[:] = MPI.COMM_WORLD.rank + 1.0             # this rank's gradient
+    sync.before_step()                           # g is now the global mean
+    x -= 0.1 * g
+    sync.after_step()
+    print(MPI.COMM_WORLD.rank, x)                # the same on every rank
+    sync.close()
 """
 
 from ..algorithm import Algorithm, Option, positive, register
@@ -70,6 +79,7 @@ class BucketedAllReduce(Algorithm):
     def _reset(self) -> None:
         self._missing = self._expected.copy()  # gradients each bucket still waits for
         self._next = 0  # the next bucket to start
+        self._averaged = False  # every bucket averaged (backward_done) and not yet stepped
 
     def _launch(self, everything: bool = False) -> None:
         """Start the buckets that are complete (all of them: ``everything``), strictly in order."""
@@ -90,9 +100,17 @@ class BucketedAllReduce(Algorithm):
         if bucket == self._next and not self._missing[bucket]:
             self._launch()
 
-    def before_step(self) -> None:
+    def backward_done(self) -> None:
+        """End of backward (torch binding): the averages complete now, so that between
+        ``backward()`` and ``step()`` the gradients are the global mean (gradient clipping and
+        ``GradScaler`` see the averaged values, never a buffer MPI is still writing)."""
         self._launch(everything=True)
         self.wait_in_flight()
+        self._averaged = True
+
+    def before_step(self) -> None:
+        if not self._averaged:
+            self.backward_done()
         self._reset()
 
     def finish(self) -> None:

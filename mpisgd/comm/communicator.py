@@ -35,15 +35,20 @@ def resolve_cuda_aware(option=None) -> bool:
 class Communicator:
     """A private duplicate of ``comm`` (default ``MPI.COMM_WORLD``) with statistics.
 
-    Example::
+    Example (``mpiexec -n 2 python -m mpi4py example.py``)::
 
         import numpy
         from mpi4py import MPI
         from mpisgd.comm import Communicator
+
         comm = Communicator(MPI.COMM_WORLD)
-        grad = numpy.ones(10)
-        comm.allreduce(grad, average=True)   # in place
-        comm.allreduce(grad, weight=2.0)     # sum_i w_i x_i / sum_i w_i
+        grad = numpy.full(10, float(comm.rank))
+        comm.allreduce(grad, average=True)   # in place: the mean over the ranks
+        mean = grad[0]
+        grad[:] = comm.rank
+        comm.allreduce(grad, weight=comm.rank + 1.0)   # sum_i w_i x_i / sum_i w_i
+        print(comm.rank, mean, grad[0], comm.stats.bytes_sent)
+        comm.free()
     """
 
     def __init__(self, comm=None, *, cuda_aware=None, stats=None):

@@ -13,12 +13,20 @@ The :class:`Messenger` is a thin facade over its parts, each in its own module:
 - :class:`~mpisgd.comm.message.Framing`: payload and header in one buffer
   (:class:`~mpisgd.comm.message.Message`).
 
-Example (a ring: each rank sends its vector right and takes what arrived)::
+Example (a ring, ``mpiexec -n 2 python -m mpi4py example.py``: send right, wait for the left)::
 
-    messenger = Messenger(Communicator(MPI.COMM_WORLD), header_size=1)
-    messenger.send((rank + 1) % p, tags.MODEL, x, header=[step])
-    for message in messenger.receive(tag=tags.MODEL): ...
-    messenger.close()        # collective
+    import numpy
+    from mpi4py import MPI
+    from mpisgd.comm import Communicator, Messenger, tags
+
+    comm = Communicator(MPI.COMM_WORLD)
+    messenger = Messenger(comm, header_size=1)
+    x = numpy.full(4, float(comm.rank))
+    messenger.send((comm.rank + 1) % comm.size, tags.MODEL, x, header=[7])
+    message = messenger.receive_one((comm.rank - 1) % comm.size, tags.MODEL)
+    print(comm.rank, message.source, message.data, message.header)
+    messenger.close()        # collective: nothing is left in flight
+    comm.free()
 """
 
 import numpy as np

@@ -6,24 +6,36 @@ re-implemented: like torch's ``PostLocalSGDOptimizer`` and Opacus's
 ``DPOptimizer``, the wrapper shares ``param_groups``, ``state`` and
 ``defaults`` with the optimizer it wraps (the same objects), so LR
 schedulers, ``Optimizer`` step hooks and checkpoints see one optimizer.
+With ``torch.amp.GradScaler`` the wrapper unscales after the algorithm's
+communication, and an inf or NaN skips only the local step (the algorithm's
+communication goes on, so no rank is left waiting in a collective). For
+``sync`` the gradients are the global mean as soon as ``backward()``
+returns (as with DDP), so clipping between backward and step sees them.
 
-Example::
+Example (``mpiexec -n 2 python -m mpi4py example.py``)::
 
+    import torch
     from mpi4py import MPI
-    import torch, mpisgd
+    import mpisgd
+
+    torch.manual_seed(MPI.COMM_WORLD.rank)       # different starts: rank 0's are broadcast
+    model = torch.nn.Linear(4, 2)
     opt = mpisgd.SyncSGD(torch.optim.SGD(model.parameters(), lr=0.1), comm=MPI.COMM_WORLD)
     scheduler = torch.optim.lr_scheduler.StepLR(opt, step_size=10)
-    for x, y in batches:
+    x, y = torch.randn(16, 4), torch.randint(0, 2, (16,))
+    for step in range(20):
         opt.zero_grad()
         torch.nn.functional.cross_entropy(model(x), y).backward()
         opt.step()
         scheduler.step()
     opt.finish()
+    print(MPI.COMM_WORLD.rank, scheduler.get_last_lr(), opt.statistics()["steps"])
+    opt.close()
 """
 
 import torch
 
-from ..algorithm import get_algorithm
+from ..algorithm import Algorithm, get_algorithm
 from ..errors import UsageError
 from ..flat import FlatParams
 
@@ -66,6 +78,7 @@ class DistributedOptimizer(torch.optim.Optimizer):
         params = [p for group in optimizer.param_groups for p in group["params"]]
         self.flat = FlatParams.from_parameters(params, names=names)
         self.algorithm = cls(self.flat, comm=comm, init=init, **options)
+        self._end_queued = False  # the end-of-backward callback is queued for the pass in progress
         self._hooks = [
             p.register_post_accumulate_grad_hook(self._make_hook(index))
             for index, p in enumerate(self.flat.tensors)
@@ -74,12 +87,25 @@ class DistributedOptimizer(torch.optim.Optimizer):
 
     def _make_hook(self, index: int):
         adopt, ready = self.flat.adopt_grad, self.algorithm.grad_ready  # bound once: the hook runs every backward
+        if type(self.algorithm).backward_done is Algorithm.backward_done:
+            def hook(_param):
+                adopt(index)
+                ready(index)
 
-        def hook(_param):
+            return hook
+
+        def hook_and_end(_param):  # the algorithm also wants to know when backward ends
             adopt(index)
             ready(index)
+            if not self._end_queued:
+                self._end_queued = True
+                torch.autograd.Variable._execution_engine.queue_callback(self._backward_done)
 
-        return hook
+        return hook_and_end
+
+    def _backward_done(self) -> None:
+        self._end_queued = False
+        self.algorithm.backward_done()
 
     @property
     def comm(self):
@@ -94,10 +120,31 @@ class DistributedOptimizer(torch.optim.Optimizer):
         """Zero the flat gradient buffer; gradients stay views into it (``set_to_none`` is ignored)."""
         self.flat.zero_grad()
 
+    # torch.amp.GradScaler: instead of unscaling itself and skipping step() on an inf or NaN
+    # gradient (which would leave this rank out of the next collective), it sets these two
+    # attributes for the duration of step() and always calls it (its contract for optimizers
+    # with _step_supports_amp_scaling).
+    _step_supports_amp_scaling = True
+    # found_inf: a tensor, > 0 when this rank's gradients hold an inf or NaN; grad_scale: the scale
+    # the gradients still carry (None: unscaled already). No class default for grad_scale: GradScaler
+    # multiplies by any value it finds there.
+    found_inf = None
+
     def step(self, closure=None):
-        """``before_step()`` of the algorithm, the local optimizer's step, ``after_step()``."""
+        """``before_step()`` of the algorithm, the local optimizer's step, ``after_step()``.
+
+        Under a ``GradScaler``, the gradients are unscaled here, after the algorithm's
+        communication, and a rank whose gradients hold an inf or NaN skips only its local
+        step: the algorithm's communication goes on, so no rank is left waiting."""
         self.algorithm.before_step()
-        loss = self.optimizer.step() if closure is None else self.optimizer.step(closure)
+        loss = None
+        if self.found_inf is None:
+            loss = self.optimizer.step() if closure is None else self.optimizer.step(closure)
+        elif not float(self.found_inf) > 0:
+            scale = getattr(self, "grad_scale", None)
+            if scale is not None:
+                self.flat.grads.mul_(scale.double().reciprocal().to(self.flat.grads.dtype))
+            loss = self.optimizer.step() if closure is None else self.optimizer.step(closure)
         self.algorithm.after_step()
         return loss
 
