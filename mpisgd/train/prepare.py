@@ -13,7 +13,7 @@ import torch
 from ..algorithm import get_algorithm
 from ..comm import select_device
 from ..errors import UsageError
-from ..optimizer import DistributedOptimizer
+from ..torch import DistributedOptimizer
 from .data import load_dataset
 from .evaluate import test_indices
 from .metrics import MetricsWriter
