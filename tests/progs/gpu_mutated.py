@@ -3,9 +3,11 @@ runs must fail, so the check program's oracles can fail. Arguments go to the che
 
 import sys
 
-from mpisgd.comm import Communicator, Completed
+from mpisgd.comm import Completed, Messenger
+from mpisgd.comm.reduction import Reduction
 from mpisgd.gpucheck.runner import main
 
-Communicator.iallreduce = lambda self, array, **options: Completed()
-Communicator.allreduce = lambda self, array, **options: None
+Reduction.start = lambda self: Completed()  # every all-reduce (iallreduce, allreduce, sync's buckets)
+Reduction.run = lambda self: None
+Messenger.exchange = lambda self, sends, receive_from, tag, length, header=(): {}  # gossip rounds
 sys.exit(main(sys.argv[1:]))
