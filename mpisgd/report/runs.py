@@ -14,7 +14,7 @@ from typing import List, Optional
 
 from ..errors import UsageError
 
-# The numbers every evaluation record carries (see mpisgd/train/loop.py).
+# The numbers every evaluation record carries (see mpisgd/train/evaluate.py and mpisgd/train/records.py).
 EPOCH_FIELDS = ("epoch", "wall_s", "loss", "test_loss", "accuracy", "bytes_sent", "comm_wait_s")
 
 
