@@ -134,10 +134,12 @@ def test_slow_links_are_not_a_cli_flag():
     assert result.stderr.count("error:") == 1
 
 
-def test_a_throttle_needs_a_messenger_on_every_rank():
-    """``run(config, throttle=...)`` on one rank with sync (no messenger): UsageError on every rank."""
+@pytest.mark.parametrize("algorithm", ["sync", "gossip"])
+def test_a_throttle_needs_an_asynchronous_algorithm_on_every_rank(algorithm):
+    """``run(config, throttle=...)`` on one rank with sync (no messenger) or pairwise gossip (no
+    outbox traffic): UsageError on every rank."""
     from mpirun import assert_ok, run_prog
 
-    result = run_prog(2, "train_throttled.py", "sync", "--expect-usage-error", timeout=120)
+    result = run_prog(2, "train_throttled.py", algorithm, "--expect-usage-error", timeout=120)
     assert_ok(result)
     assert "rank 0: UsageError" in result.stdout and "rank 1: UsageError" in result.stdout

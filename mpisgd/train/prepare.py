@@ -70,17 +70,18 @@ def prepare(config, harness) -> Prepared:
 def distributed_optimizer(config, model, comm, harness, throttle=None) -> DistributedOptimizer:
     """The algorithm around a local SGD; ``throttle`` goes into its messenger on this rank.
 
-    A throttle (given on some ranks only) needs an algorithm with a messenger:
-    otherwise every rank raises UsageError."""
+    A throttle (given on some ranks only) slows a messenger's outbox, which only the
+    asynchronous gossip algorithms use (pairwise rounds exchange directly): with any other
+    algorithm every rank raises UsageError."""
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay, nesterov=config.nesterov)
     names = [name for name, _ in model.named_parameters()]
     dist = DistributedOptimizer(optimizer, config.algorithm, comm=comm, names=names, **config.algorithm_options)
     messenger = getattr(dist.algorithm, "messenger", None)
     try:
-        harness.check_all(throttle is None or messenger is not None,
-                          f"a throttle needs an algorithm with a messenger (the gossip family); "
-                          f"{config.algorithm!r} has none", UsageError)
+        harness.check_all(throttle is None or (messenger is not None and dist.algorithm.asynchronous),
+                          "a throttle slows the outbox of the asynchronous gossip algorithms (swift, divshare, "
+                          f"adpsgd); {config.algorithm!r} sends nothing through one", UsageError)
     except UsageError:
         dist.close()
         raise

@@ -5,8 +5,9 @@ is a straggler: 3x slower steps and an uplink throttled to 20 Mbit/s by a
 ``mpisgd.comm.Throttle`` plugged into the algorithm's messenger; a 3 s time
 budget. Rank 0 prints ``SUMMARY <json>``.
 
-``train_throttled.py sync --expect-usage-error``: an algorithm without a
-messenger given a throttle on one rank only: every rank must raise
+``train_throttled.py sync --expect-usage-error``: an algorithm whose
+messages do not go through an outbox (sync: no messenger; gossip: pairwise
+exchanges) given a throttle on one rank only: every rank must raise
 UsageError (a plain object stands in for the throttle; it is refused before
 use).
 """
@@ -28,7 +29,7 @@ if "--expect-usage-error" in sys.argv:
     try:
         run(config, comm=comm, throttle=object() if comm.rank == slow else None)
     except UsageError as error:
-        assert "has no" in str(error) or "needs an algorithm with a messenger" in str(error), error
+        assert "sends nothing through one" in str(error), error
         print(f"rank {comm.rank}: UsageError: {error}", flush=True)
     else:
         raise AssertionError(f"rank {comm.rank}: no UsageError")
