@@ -10,7 +10,7 @@ import textwrap
 import pytest
 from mpirun import ROOT, assert_ok, mpiexec
 
-DOCTEST_MODULES = ["mpisgd.arrays", "mpisgd.flat", "mpisgd.gossip.topology", "mpisgd.gossip.topology.graph",
+DOCTEST_MODULES = ["mpisgd.arrays", "mpisgd.flat", "mpisgd.gossip.topology", "mpisgd.gossip.topology.graph", "mpisgd.gossip.topology.schedule",
                    "mpisgd.gossip.topology.mixing", "mpisgd.gossip.topology.spec", "mpisgd.comm.backoff",
                    "mpisgd.comm.tags", "mpisgd.comm.throttle"]
 

@@ -14,7 +14,8 @@ Example::
     [0.333, 0.333, 0.0, 0.333]
 """
 
-from .graph import TimeVaryingTopology, Topology
+from .graph import Topology
+from .schedule import TimeVaryingTopology
 from .kinds import (bipartite, exponential, fully_connected, one_peer_exponential, one_peer_hypercube,
                     random_regular, ring, torus, torus_shape)
 from .mixing import (MIXING_KINDS, check_mixing_matrix, mixing_matrix, mixing_weights, spectral_gap,

@@ -13,7 +13,8 @@ from typing import Optional
 import numpy as np
 
 from ...errors import UsageError
-from .graph import TimeVaryingTopology, Topology, check_world_size
+from .graph import Topology, check_world_size
+from .schedule import TimeVaryingTopology
 
 
 def _circulant(p: int, offsets, directed: bool) -> np.ndarray:
