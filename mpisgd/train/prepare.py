@@ -76,7 +76,9 @@ def distributed_optimizer(config, model, comm, harness, throttle=None) -> Distri
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay, nesterov=config.nesterov)
     names = [name for name, _ in model.named_parameters()]
-    dist = DistributedOptimizer(optimizer, config.algorithm, comm=comm, names=names, **config.algorithm_options)
+    # every rank builds the same model from the seed: check that (a digest), no model-sized broadcast
+    dist = DistributedOptimizer(optimizer, config.algorithm, comm=comm, names=names, init="check",
+                                **config.algorithm_options)
     messenger = getattr(dist.algorithm, "messenger", None)
     try:
         harness.check_all(throttle is None or (messenger is not None and dist.algorithm.asynchronous),
