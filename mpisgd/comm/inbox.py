@@ -1,8 +1,11 @@
 """The receiving side of the messenger, and the synchronous exchange.
 
 - ``receive()`` takes every message that has arrived with matched probes
-  (``Improbe`` + ``Mrecv``: no other receive can take a probed message),
-  never waiting.
+  (``Improbe``, then a non-blocking matched receive: no other receive can
+  take a probed message), never waiting: a large message from a slow peer
+  is received in the background and returned by a later call once all of
+  it is here (a blocking receive would stall this rank for the peer's
+  transmission time).
 - ``receive_one()`` waits for one message from a known peer, polling with
   a back-off (MPICH's blocking probe would spin on a core that the peer may
   need to compute the answer).
@@ -28,14 +31,39 @@ class Inbox:
         self.comm, self.mpi = comm, comm.mpi
         self.framing, self.isend = framing, isend
         self.received_from = np.zeros(comm.size, dtype=np.int64)
+        self.arriving = []  # [request, source, tag, data]: probed, still being received
+        self.arrived = []  # complete messages not yet returned (another tag or source was asked for)
+
+    def _count(self, source: int, tag: int, data):
+        self.received_from[source] += 1
+        self.comm.stats.count(0, data.nbytes)
+        return self.framing.unpack(source, tag, data)
+
+    def _poll(self) -> None:
+        """Move the receives that have completed into ``arrived``, in the order they were probed."""
+        if self.arriving:
+            still = []
+            for entry in self.arriving:
+                if entry[0].Test():
+                    self.arrived.append(self._count(*entry[1:]))
+                else:
+                    still.append(entry)
+            self.arriving = still
+
+    def _pick(self, tag: int, source: int) -> list:
+        """The arrived messages that match (``MPI.ANY_*``: any), removed from ``arrived``."""
+        if not self.arrived:
+            return []
+        match = [m for m in self.arrived
+                 if (tag == MPI.ANY_TAG or m.tag == tag) and (source == MPI.ANY_SOURCE or m.source == source)]
+        if match:
+            self.arrived = [m for m in self.arrived if not any(m is n for n in match)]
+        return match
 
     def _take(self, matched, status):
         data = np.empty(status.Get_count(MPI.BYTE) // self.framing.dtype.itemsize, dtype=self.framing.dtype)
         matched.Recv(data)
-        source = status.Get_source()
-        self.received_from[source] += 1
-        self.comm.stats.count(0, data.nbytes)
-        return self.framing.unpack(source, status.Get_tag(), data)
+        return self._count(status.Get_source(), status.Get_tag(), data)
 
     def receive(self, tag: int = None, source: int = None, *, patience: int = 1) -> list:
         """Every matching message that has arrived, oldest first; never waits.
@@ -46,15 +74,21 @@ class Inbox:
         drain of many small messages should ask for a few (DivShare: 4)."""
         tag = MPI.ANY_TAG if tag is None else tag
         source = MPI.ANY_SOURCE if source is None else source
-        messages, status, misses = [], MPI.Status(), 0
+        status, misses = MPI.Status(), 0
         while misses < patience:
             matched = self.mpi.Improbe(source=source, tag=tag, status=status)
             if matched is None:
                 misses += 1
                 continue
             misses = 0
-            messages.append(self._take(matched, status))
-        return messages
+            data = np.empty(status.Get_count(MPI.BYTE) // self.framing.dtype.itemsize, dtype=self.framing.dtype)
+            self.arriving.append([matched.Irecv(data), status.Get_source(), status.Get_tag(), data])
+        self._poll()
+        return self._pick(tag, source)
+
+    def receiving(self) -> int:
+        """Messages probed and still being received (a later ``receive()`` returns them)."""
+        return len(self.arriving)
 
     def receive_one(self, source: int, tag: int, *, while_waiting=None, timeout: float = None):
         """Wait for one message from ``source`` with ``tag`` (time counted as blocked).
@@ -64,9 +98,17 @@ class Inbox:
         something)."""
         status, backoff = MPI.Status(), Backoff(timeout=timeout, what=f"receiving tag {tag} from rank {source}")
         with self.comm.stats.blocked():
-            while (matched := self.mpi.Improbe(source=source, tag=tag, status=status)) is None:
+            while True:
+                self._poll()  # a receive() may have begun taking it already
+                ready = self._pick(tag, source)
+                if ready:
+                    self.arrived = ready[1:] + self.arrived
+                    return ready[0]
+                if not any(e[1] == source and e[2] == tag for e in self.arriving):
+                    matched = self.mpi.Improbe(source=source, tag=tag, status=status)
+                    if matched is not None:
+                        return self._take(matched, status)
                 backoff.after(while_waiting is not None and while_waiting())
-        return self._take(matched, status)
 
     @staticmethod
     def newest(messages) -> dict:
