@@ -52,12 +52,11 @@ class Inbox:
 
     def _pick(self, tag: int, source: int) -> list:
         """The arrived messages that match (``MPI.ANY_*``: any), removed from ``arrived``."""
-        if not self.arrived:
-            return []
-        match = [m for m in self.arrived
-                 if (tag == MPI.ANY_TAG or m.tag == tag) and (source == MPI.ANY_SOURCE or m.source == source)]
-        if match:
-            self.arrived = [m for m in self.arrived if not any(m is n for n in match)]
+        match, keep = [], []
+        for m in self.arrived:
+            wanted = (tag == MPI.ANY_TAG or m.tag == tag) and (source == MPI.ANY_SOURCE or m.source == source)
+            (match if wanted else keep).append(m)
+        self.arrived = keep
         return match
 
     def _take(self, matched, status):
@@ -85,10 +84,6 @@ class Inbox:
             self.arriving.append([matched.Irecv(data), status.Get_source(), status.Get_tag(), data])
         self._poll()
         return self._pick(tag, source)
-
-    def receiving(self) -> int:
-        """Messages probed and still being received (a later ``receive()`` returns them)."""
-        return len(self.arriving)
 
     def receive_one(self, source: int, tag: int, *, while_waiting=None, timeout: float = None):
         """Wait for one message from ``source`` with ``tag`` (time counted as blocked).
