@@ -40,13 +40,16 @@ class Inbox:
         return self.framing.unpack(source, tag, data)
 
     def _poll(self) -> None:
-        """Move the receives that have completed into ``arrived``, in the order they were probed."""
+        """Move the receives that have completed into ``arrived``, keeping each source's order (MPI's
+        non-overtaking rule): a message waits while an older one from its source is still arriving, so
+        a peer's last message (a master-worker ``LEAVE``) is never handled before its earlier ones."""
         if self.arriving:
-            still = []
+            still, waiting = [], set()
             for entry in self.arriving:
-                if entry[0].Test():
+                if entry[1] not in waiting and entry[0].Test():
                     self.arrived.append(self._count(*entry[1:]))
                 else:
+                    waiting.add(entry[1])
                     still.append(entry)
             self.arriving = still
 

@@ -48,10 +48,13 @@ def _part(part: str, name: str, doc: str):
 class Messenger:
     """Peer-to-peer messages on a :class:`~mpisgd.comm.Communicator` (counted in its statistics)."""
 
-    def __init__(self, comm, *, dtype=np.float64, header_size: int = 1, max_in_flight: int = 1):
+    def __init__(self, comm, *, dtype=np.float64, header_size: int = 1, max_in_flight: int = 1,
+                 replace: bool = True):
+        """``replace``: a newer message replaces a queued one for the same peer and tag (gossip: models
+        go stale); False sends every message (master-worker: updates must all arrive)."""
         self.comm, self.mpi = comm, comm.mpi
         self.framing = Framing(dtype, header_size)
-        self.outbox = Outbox(comm, max_in_flight)
+        self.outbox = Outbox(comm, max_in_flight, replace=replace)
         self.inbox = Inbox(comm, self.framing, self.outbox.isend)
         self.departure = None  # what the exit protocol found, after close()
         self.closed = False
@@ -101,9 +104,9 @@ class Messenger:
         """Retire completed sends and start queued ones; True when anything moved."""
         return self.outbox.progress()
 
-    def pending(self) -> int:
-        """Messages queued, on the throttle's link, or posted and not yet complete."""
-        return self.outbox.pending()
+    def pending(self, peers=None) -> int:
+        """Messages queued, on the throttle's link, or posted and not yet complete (for ``peers``: to them)."""
+        return self.outbox.pending(peers)
 
     # -- receiving ----------------------------------------------------------
     def receive(self, tag: int = None, source: int = None, *, patience: int = 1) -> list:

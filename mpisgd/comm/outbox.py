@@ -26,9 +26,11 @@ import numpy as np
 class Outbox:
     """Bounded per-peer in-flight sends and a replace-newest queue on a Communicator."""
 
-    def __init__(self, comm, max_in_flight: int = 1):
+    def __init__(self, comm, max_in_flight: int = 1, *, replace: bool = True):
         self.comm, self.mpi = comm, comm.mpi
         self.max_in_flight = max_in_flight
+        self.replace = replace  # a newer message replaces a queued one with its (peer, tag); False: all are sent
+        self.sequence = 0  # distinguishes queued messages when nothing is replaced
         self.throttle = None  # a Throttle, plugged in from outside; None: unthrottled
         self.queue = collections.OrderedDict()  # (peer, tag) -> data, oldest first
         self.in_flight = collections.defaultdict(list)  # peer -> [(request, data)]
@@ -38,7 +40,8 @@ class Outbox:
 
     def put(self, peer: int, tag: int, data: np.ndarray) -> None:
         """Queue ``data`` (a packed message) for ``peer``, replacing a queued one with this tag."""
-        key = (peer, tag)
+        key = (peer, tag) if self.replace else (peer, tag, self.sequence)
+        self.sequence += 1
         self.meant_for[peer] += 1
         if key in self.queue:
             self.dropped += 1
@@ -79,21 +82,27 @@ class Outbox:
             self._post(*sent)
             moved = True
         if self.queue and (throttle is None or not throttle.busy):
-            for peer, tag in list(self.queue):
+            for key in list(self.queue):
+                peer, tag = key[:2]
                 if len(self.in_flight[peer]) >= self.max_in_flight:
                     continue
                 moved = True
                 if throttle is not None:  # one message at a time crosses the slow link
-                    throttle.start(peer, tag, self.queue.pop((peer, tag)))
+                    throttle.start(peer, tag, self.queue.pop(key))
                     break
-                self._post(peer, tag, self.queue.pop((peer, tag)))
+                self._post(peer, tag, self.queue.pop(key))
         self.comm.stats.progress_s += time.perf_counter() - start
         return moved
 
-    def pending(self) -> int:
-        """Messages queued, on the throttle's link, or posted and not yet complete."""
+    def pending(self, peers=None) -> int:
+        """Messages queued, on the throttle's link, or posted and not yet complete (for ``peers``: only
+        those for these peers; a message on the link counts for every peer)."""
         on_link = self.throttle is not None and self.throttle.busy
-        return len(self.queue) + on_link + sum(map(len, self.in_flight.values()))
+        if peers is None:
+            return len(self.queue) + on_link + sum(map(len, self.in_flight.values()))
+        peers = set(peers)
+        queued = sum(key[0] in peers for key in self.queue)
+        return queued + on_link + sum(len(self.in_flight[peer]) for peer in peers)
 
     def _post(self, peer, tag, data) -> None:
         self.in_flight[peer].append((self.isend(peer, tag, data), data))

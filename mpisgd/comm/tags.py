@@ -14,10 +14,16 @@ Example::
 MODEL = 1  # a full flat model (gossip, Swift, AD-PSGD)
 AVERAGE_REQUEST = 2  # AD-PSGD: an active worker asks a passive one to average
 AVERAGE_REPLY = 3  # AD-PSGD: the passive worker's model, in answer
+REQUEST = 10  # master-worker: a worker asks a server for something (an update may ride along)
+REPLY = 11  # master-worker: the server's answer to a REQUEST
+UPDATE = 12  # master-worker: a worker's update, applied by the server without an answer
+LEAVE = 13  # master-worker: a worker leaves; it sends nothing after this
+FAREWELL = 14  # master-worker: the server's answer to LEAVE; it sends nothing after this
 FRAGMENT = 1000  # DivShare: FRAGMENT + fragment id
 MAX_FRAGMENTS = 30000
 
-NAMES = {MODEL: "model", AVERAGE_REQUEST: "average-request", AVERAGE_REPLY: "average-reply"}
+NAMES = {MODEL: "model", AVERAGE_REQUEST: "average-request", AVERAGE_REPLY: "average-reply",
+         REQUEST: "request", REPLY: "reply", UPDATE: "update", LEAVE: "leave", FAREWELL: "farewell"}
 
 
 def fragment_tag(fragment: int) -> int:
