@@ -59,8 +59,10 @@ def _strip(message: Message) -> Message:
 class Server:
     """The server side: takes workers' messages as they come, answers them, and keeps track of who is alive."""
 
-    def __init__(self, messenger, workers, *, timeout: float = 120.0):
+    def __init__(self, messenger, workers, *, timeout: float = 120.0, farewell=None):
+        """``farewell(worker)``: the payload of the FAREWELL to ``worker`` (e.g. the final center; default empty)."""
         self.messenger, self.stats = messenger, messenger.comm.stats
+        self.farewell = farewell
         self.workers = list(workers)
         self.timeout = float(timeout)
         self.active = set(self.workers)  # neither left nor lost
@@ -83,7 +85,7 @@ class Server:
             if message.tag == tags.LEAVE:
                 self.active.discard(source)
                 self.left.add(source)
-                self.send(source, tags.FAREWELL)
+                self.send(source, tags.FAREWELL, () if self.farewell is None else self.farewell(source))
             else:
                 messages.append(_strip(message))
         for worker in sorted(self.active):
@@ -149,6 +151,7 @@ class Client:
         self.stopped = False  # a server asked this worker to leave
         self.unanswered = []  # servers that did not answer LEAVE in time (after leave())
         self.drained = 0  # messages taken while leaving
+        self.farewells = {}  # server -> its FAREWELL message (header stripped), after leave()
 
     def send(self, server: int, tag: int, payload=(), header=()) -> None:
         self.messenger.send(server, tag, np.asarray(payload), [0.0, *header])
@@ -183,7 +186,7 @@ class Client:
     def leave(self) -> list:
         """Say LEAVE to every server and take what arrives until each FAREWELL (bounded by ``timeout``).
 
-        Returns the messages that arrived meanwhile (header stripped); servers
+        The FAREWELLs are kept in ``farewells``. Returns the messages that arrived meanwhile (header stripped); servers
         that did not answer in time are listed in ``unanswered`` (a lost server:
         this rank still finishes)."""
         for server in self.servers:
@@ -197,6 +200,7 @@ class Client:
                 for message in messages:
                     if message.tag == tags.FAREWELL:
                         waiting.discard(message.source)
+                        self.farewells[message.source] = self._note(message)
                     else:
                         taken.append(self._note(message))
                 backoff.after(self.messenger.progress() or bool(messages))

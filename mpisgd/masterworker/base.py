@@ -15,7 +15,9 @@
   workers' shards with an all-reduce).
 - **Running**: a server rank calls :meth:`serve` (it returns when every
   worker has left or is lost); a worker trains and calls ``finish()``
-  (which leaves). :meth:`handle` is the subclass's answer to one message.
+  (which leaves). :meth:`handle` is the subclass's answer to one message;
+  :meth:`farewell` the payload of a server's last message to a worker
+  (e.g. the final center) and :meth:`departed` what a worker does with them.
 - **Slices**: :meth:`slice_of` is the part of the flat vector a server owns.
 
 Example (workers send their ranks to server 0, which sums them; ``mpiexec -n 3 python -m mpi4py x.py``)::
@@ -77,7 +79,7 @@ class MasterWorkerAlgorithm(Algorithm):
         self.messenger = Messenger(self.comm, dtype=self.flat.backend.numpy_dtype(self.flat.params),
                                    header_size=1 + self.header_size, max_in_flight=MAX_IN_FLIGHT, replace=False)
         if self.is_server:
-            self.endpoint = Server(self.messenger, self.worker_ranks, timeout=self.timeout)
+            self.endpoint = Server(self.messenger, self.worker_ranks, timeout=self.timeout, farewell=self.farewell)
         else:
             self.endpoint = Client(self.messenger, self.server_ranks, timeout=self.timeout)
         self.finished = False
@@ -121,10 +123,18 @@ class MasterWorkerAlgorithm(Algorithm):
         if not self.finished and not self.is_server:
             for message in self.endpoint.leave():
                 self.serve_late(message)
+            self.departed(self.endpoint.farewells)
         self.finished = True
 
     def serve_late(self, message) -> None:
         """A server's message that arrives while this worker is leaving (default: discarded)."""
+
+    def farewell(self, worker: int):
+        """A server's last payload to ``worker`` (e.g. its slice of the final center; default: empty)."""
+        return ()
+
+    def departed(self, farewells: dict) -> None:
+        """A worker has left; ``farewells`` maps each server that answered to its FAREWELL message."""
 
     def close(self) -> None:
         if not self.finished:
