@@ -33,6 +33,27 @@ when the wrapper's algorithm averages gradients (``sync``) it sets
 :attr:`AdaHessian.average_hessian` and ``D`` is averaged over the ranks too
 in ``step()``, so every rank applies the same update. ``m`` and ``v`` are
 per-rank state, like SGD's momentum buffers.
+
+Example (``mpiexec -n 2 python -m mpi4py example.py``)::
+
+    import torch
+    from mpi4py import MPI
+    import mpisgd
+
+    comm = MPI.COMM_WORLD
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))
+    opt = mpisgd.SyncSGD(mpisgd.AdaHessian(model.parameters(), seed=comm.rank), comm=comm)
+    x = torch.randn(32, 4, generator=torch.Generator().manual_seed(comm.rank))
+    y = (x[:, 0] > 0).long()
+    for step in range(10):
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        mpisgd.torch.adahessian.backward_with_graph(loss)  # loss.backward(create_graph=True), no warning
+        opt.step()
+    opt.finish()
+    print(comm.rank, round(loss.item(), 4), opt.statistics()["bytes_sent"])
+    opt.close()
 """
 
 import math
