@@ -20,8 +20,8 @@ from .flat import FlatParams
 
 __version__ = "0.1.0"
 
-TORCH_NAMES = ("DistributedOptimizer", "broadcast_module", "SyncSGD", "LocalSGD", "CoCoDSGD", "FDA", "EASGD",
-               "LSGD", "GossipSGD", "ElasticGossipSGD", "SwiftSGD", "DivShareSGD", "ADPSGD")
+TORCH_NAMES = ("AdaHessian", "DistributedOptimizer", "broadcast_module", "SyncSGD", "LocalSGD", "CoCoDSGD", "FDA",
+               "EASGD", "LSGD", "GossipSGD", "ElasticGossipSGD", "SwiftSGD", "DivShareSGD", "ADPSGD")
 
 
 def __getattr__(name: str):

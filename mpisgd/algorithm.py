@@ -94,6 +94,7 @@ class Algorithm:
     summary: ClassVar[str] = ""
     options: ClassVar[dict] = {}
     asynchronous: ClassVar[bool] = False  # ranks may take different numbers of steps (no collectives)
+    averages_gradients: ClassVar[bool] = False  # every rank steps with the mean gradient (sync)
     state_buffers: ClassVar[tuple] = ()  # model-sized arrays saved (copied) by state_dict()
     state_fields: ClassVar[tuple] = ()  # small values (counters) saved by state_dict()
 

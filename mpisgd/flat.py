@@ -113,7 +113,7 @@ class FlatParams:
         if grad is None:
             view.zero_()
         else:
-            view.copy_(grad.reshape(-1))
+            view.copy_(grad.detach().reshape(-1))  # the values: backward(create_graph=True) gives a graph
         p.grad = view.view_as(p)
 
     def adopt_grads(self) -> None:

@@ -42,6 +42,7 @@ from ..algorithm import Algorithm, Option, positive, register
 class BucketedAllReduce(Algorithm):
     name = "sync"
     summary = "synchronous all-reduce SGD (gradients averaged in buckets every step)"
+    averages_gradients = True
     options = {
         "bucket_mb": Option(1.0, "gradient bucket size in MiB (one Iallreduce per bucket)", positive),
     }

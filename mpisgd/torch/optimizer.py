@@ -78,6 +78,9 @@ class DistributedOptimizer(torch.optim.Optimizer):
         params = [p for group in optimizer.param_groups for p in group["params"]]
         self.flat = FlatParams.from_parameters(params, names=names)
         self.algorithm = cls(self.flat, comm=comm, init=init, **options)
+        if self.algorithm.averages_gradients and hasattr(optimizer, "average_hessian"):
+            # AdaHessian: its Hessian diagonal estimate is averaged wherever the gradient is (sync)
+            optimizer.average_hessian = lambda flat: self.algorithm.comm.allreduce(flat, average=True)
         self._end_queued = False  # the end-of-backward callback is queued for the pass in progress
         self._hooks = [
             p.register_post_accumulate_grad_hook(self._make_hook(index))

@@ -99,11 +99,18 @@ class TrainConfig:
     dataset: str = setting("digits", "dataset (all offline)", choices=_datasets)
     epochs: int = setting(10, "passes over the training data", check=at_least(1))
     batch_size: int = setting(32, "mini-batch size per rank", check=at_least(1))
-    lr: float = setting(0.05, "learning rate", check=positive)
-    momentum: float = setting(0.9, "momentum of the local SGD optimizer", check=below_one)
-    weight_decay: float = setting(0.0, "weight decay of the local optimizer", check=non_negative)
+    lr: float = setting(0.05, "learning rate (the default suits sgd; adahessian: start from its official code's 0.15)",
+                        check=positive)
+    local_optimizer: str = setting("sgd", "the optimizer each rank steps with: sgd (torch.optim.SGD) or adahessian "
+                                   "(Yao et al. 2021, Hutchinson Hessian diagonal; recommended --lr 0.15, "
+                                   "each step costs a second backward pass)", choices=["sgd", "adahessian"])
+    momentum: float = setting(0.9, "momentum of the local SGD optimizer", check=below_one,
+                              needs=(lambda c: c.local_optimizer == "sgd", "--local-optimizer sgd"))
+    weight_decay: float = setting(0.0, "weight decay of the local optimizer (adahessian: decoupled)",
+                                  check=non_negative)
     nesterov: bool = setting(False, "Nesterov momentum in the local optimizer (EAMSGD with easgd)",
-                             needs=(lambda c: c.momentum > 0, "--momentum > 0"))
+                             needs=(lambda c: c.momentum > 0 and c.local_optimizer == "sgd",
+                                    "--momentum > 0 and --local-optimizer sgd"))
     seed: int = setting(0, "one seed; rank r derives its streams from (seed, r)")
     partition: str = setting("iid", "iid or dirichlet:ALPHA (non-IID)", check=_parsed(parse_partition))
     hidden: int = setting(64, "hidden width (mlp, cnn) or factor rank (mf)", check=at_least(1))

@@ -1,19 +1,21 @@
 """Everything a run builds before its first step, checked on every rank together.
 
 :func:`prepare` loads this rank's shard and test slice, builds the model and
-opens the metrics file; :func:`distributed_optimizer` wraps a local
-``torch.optim.SGD`` in the chosen algorithm and plugs in this rank's
-throttle. A problem on any rank is a UsageError on every rank.
+opens the metrics file; :func:`distributed_optimizer` wraps the local optimizer
+(``torch.optim.SGD`` or :class:`~mpisgd.torch.AdaHessian`, :func:`local_optimizer`)
+in the chosen algorithm and plugs in this rank's throttle. A problem on any
+rank is a UsageError on every rank.
 """
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from ..algorithm import get_algorithm
 from ..comm import select_device
 from ..errors import UsageError
-from ..torch import DistributedOptimizer
+from ..torch import AdaHessian, DistributedOptimizer
 from .data import load_dataset
 from .evaluate import test_indices
 from .metrics import MetricsWriter
@@ -67,14 +69,22 @@ def prepare(config, harness) -> Prepared:
     return prepared
 
 
+def local_optimizer(config, model, rank: int) -> torch.optim.Optimizer:
+    """``--local-optimizer``: torch's SGD, or AdaHessian with its Rademacher stream from (seed, rank)."""
+    if config.local_optimizer == "adahessian":
+        seed = int(np.random.SeedSequence([config.seed, rank]).generate_state(1)[0])
+        return AdaHessian(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, seed=seed)
+    return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                           weight_decay=config.weight_decay, nesterov=config.nesterov)
+
+
 def distributed_optimizer(config, model, comm, harness, throttle=None) -> DistributedOptimizer:
-    """The algorithm around a local SGD; ``throttle`` goes into its messenger on this rank.
+    """The algorithm around the local optimizer; ``throttle`` goes into its messenger on this rank.
 
     A throttle (given on some ranks only) slows a messenger's outbox, which only the
     asynchronous gossip algorithms use (pairwise rounds exchange directly): with any other
     algorithm every rank raises UsageError."""
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                                weight_decay=config.weight_decay, nesterov=config.nesterov)
+    optimizer = local_optimizer(config, model, harness.rank)
     names = [name for name, _ in model.named_parameters()]
     # every rank builds the same model from the seed: check that (a digest), no model-sized broadcast
     dist = DistributedOptimizer(optimizer, config.algorithm, comm=comm, names=names, init="check",

@@ -10,6 +10,8 @@ import math
 import numpy as np
 import torch
 
+from ..torch.adahessian import backward_with_graph
+
 
 def steps_per_epoch(n_train: int, ranks: int, batch_size: int) -> int:
     return math.ceil(n_train / (ranks * batch_size))
@@ -48,12 +50,16 @@ class LocalStep:
     def __init__(self, model, dist, task: str, train, sampler: ShardSampler):
         self.model, self.dist, self.task, self.sampler = model, dist, task, sampler
         self.x, self.y = train
+        self.create_graph = getattr(dist.optimizer, "create_graph", False)
 
     def __call__(self) -> float:
         index = torch.from_numpy(self.sampler.next()).to(self.x.device)
         self.dist.zero_grad()
         loss = loss_of(self.task, self.model(self.x[index]), self.y[index])
-        loss.backward()
+        if self.create_graph:  # AdaHessian differentiates the gradient again
+            backward_with_graph(loss)
+        else:
+            loss.backward()
         self.dist.step()
         value = loss.item()
         self.dist.report_loss(value)
