@@ -100,9 +100,13 @@ def compositional_svrg(problem, schedule: Optional[Schedule] = None, seed: int =
     return run
 
 
-def scgd(problem, alpha: float, beta: float = 1.0, k0: float = 100.0, steps: int = 10000, record_every: int = 1000,
+def scgd(problem, alpha: Optional[float] = None, beta: float = 1.0, k0: float = 100.0, steps: int = 10000, record_every: int = 1000,
          seed: int = 0, x0=None) -> Run:
-    """Basic SCGD (Wang, Fang, Liu 2017) for ``steps`` steps, recording every ``record_every`` steps."""
+    """Basic SCGD (Wang, Fang, Liu 2017) for ``steps`` steps, recording every ``record_every`` steps.
+
+    ``alpha`` defaults to the problem's SVRG step ``problem.schedule["eta"]``.
+    """
+    alpha = problem.schedule["eta"] if alpha is None else alpha
     if not (alpha > 0 and 0 < beta and k0 > 0 and steps >= 0 and record_every >= 1):
         raise UsageError("scgd needs alpha > 0, beta > 0, k0 > 0, steps >= 0, record_every >= 1")
     x = np.array(problem.x0 if x0 is None else x0, dtype=np.float64, copy=True)

@@ -2,7 +2,7 @@
 
 The interface is documented in :mod:`.base`; :func:`get_problem` builds one
 from a spec string (``portfolio:pricing``, ``portfolio:crspday``,
-``portfolio:synthetic:N=20,n=400,seed=0``, ``mdp:S=10,m=100,gamma=0.8,seed=0``).
+``portfolio:synthetic:N=20,n=400,seed=0``, ``mdp:S=10,m=100,gamma=0.5,seed=0``).
 :class:`TorchComposition` (in :mod:`.torchfn`, needs torch) wraps batched
 torch callables into a problem.
 """

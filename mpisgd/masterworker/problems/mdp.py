@@ -22,9 +22,9 @@ from .base import CompositionProblem
 class BellmanResidual(CompositionProblem):
     """Policy evaluation: ``S`` states, ``m`` sampled transitions per state, discount ``gamma``."""
 
-    schedule = {"eta": 0.05, "K": 400, "A": 8}
+    schedule = {"eta": 0.1, "K": 200, "A": 8}
 
-    def __init__(self, S: int = 10, m: int = 100, gamma: float = 0.8, seed: int = 0):
+    def __init__(self, S: int = 10, m: int = 100, gamma: float = 0.5, seed: int = 0):
         if S < 1 or m < 1 or not 0 <= gamma < 1:
             raise UsageError(f"mdp needs S >= 1, m >= 1 and 0 <= gamma < 1, got S={S}, m={m}, gamma={gamma}")
         rng = np.random.default_rng(seed)

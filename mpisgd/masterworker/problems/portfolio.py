@@ -38,8 +38,8 @@ REAL_SETS = {
 #: Data set -> (lam, SVRG schedule): the l2 term and step sizes tuned so that
 #: compositional SVRG gains a factor 1e6 in f - f* within a few epochs.
 REAL_DEFAULTS = {
-    "pricing": (1.0, {"eta": 2e-4, "K": 2000, "A": 8}),
-    "crspday": (0.0, {"eta": 5e-3, "K": 1000, "A": 8}),
+    "pricing": (20.0, {"eta": 5e-5, "K": 1000, "A": 8}),
+    "crspday": (0.0, {"eta": 5e-3, "K": 500, "A": 8}),
 }
 
 

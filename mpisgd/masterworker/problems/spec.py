@@ -2,7 +2,7 @@
 
 - ``portfolio:pricing``, ``portfolio:crspday`` (real returns, optional ``:lam=0.5``);
 - ``portfolio:synthetic:N=20,n=400,seed=0`` (any of the keys, and ``lam``);
-- ``mdp`` or ``mdp:S=10,m=100,gamma=0.8,seed=0`` (policy evaluation, any of the keys).
+- ``mdp`` or ``mdp:S=10,m=100,gamma=0.5,seed=0`` (policy evaluation, any of the keys).
 """
 
 from ...errors import UsageError
@@ -10,7 +10,7 @@ from .mdp import BellmanResidual
 from .portfolio import REAL_SETS, real, synthetic
 
 GRAMMAR = ("problem spec is KIND[:SOURCE][:key=value,...], e.g. portfolio:pricing, portfolio:crspday, "
-           "portfolio:synthetic:N=20,n=400,seed=0, mdp:S=10,m=100,gamma=0.8,seed=0")
+           "portfolio:synthetic:N=20,n=400,seed=0, mdp:S=10,m=100,gamma=0.5,seed=0")
 #: (kind, source) -> (builder, {key: type}).
 KINDS = {
     ("portfolio", "pricing"): (lambda **kw: real("pricing", **kw), {"lam": float}),
