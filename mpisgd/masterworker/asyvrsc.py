@@ -106,14 +106,18 @@ class AsyVRSCDistributed(MasterWorkerAlgorithm):
                             f"{self.workers - 1}: the workers' first updates of an epoch already reach it", UsageError)
         self.base = dict.fromkeys(self.worker_ranks, 0)  # the version of the x each worker computes on
         self.held = []  # updates waiting for the delay bound (in arrival order)
+        self.on_record = None  # called with each Record on the master, outside the timed work (metrics, progress)
         self.mutate_ignore_updates = False  # test hook: the master drops every update (the oracle must fail)
 
     # -- the master ------------------------------------------------------------
     def _record(self, epoch) -> float:
-        """Append the gap at the master's x to the history; the evaluation is left out of the wall time."""
+        """Append the gap at the master's x to the history; the evaluation (and ``on_record``) is left out of the
+        wall time."""
         started = time.perf_counter()
         gap = self.problem.gap(self.x)
         self.history.append(Record(float(epoch), self.version, gap, started - self.start - self.paused))
+        if self.on_record is not None:
+            self.on_record(self.history[-1])
         self.paused += time.perf_counter() - started
         return gap
 
