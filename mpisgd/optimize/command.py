@@ -12,9 +12,6 @@ import sys
 
 from ..errors import AgreementError, UsageError
 
-SOLVER_FLAGS = ("eta", "inner_steps", "batch", "epochs", "seed", "stop_gap", "time_limit", "max_delay", "timeout")
-
-
 def add_optimize_command(commands, formatter_class=argparse.ArgumentDefaultsHelpFormatter) -> None:
     """Add ``optimize`` to the ``mpisgd`` command line's subparsers."""
     parser = commands.add_parser(
@@ -45,26 +42,24 @@ def add_optimize_command(commands, formatter_class=argparse.ArgumentDefaultsHelp
         help="progress bar on rank 0 (default: when stderr is a terminal)")
 
 
-def _options(solver_class, args) -> dict:
-    values = {"eta": args.eta, "inner_steps": args.inner_steps, "batch": args.batch, "epochs": args.epochs,
-              "seed": args.seed, "stop_gap": args.target_gap if args.stop_at_target else 0.0,
-              "time_limit": args.time_limit, "max_delay": args.max_delay, "timeout": args.timeout}
-    known = getattr(solver_class, "options", None)  # a registered algorithm takes only its own options
-    return {k: v for k, v in values.items() if known is None or k in known}
+def solver_values(args) -> dict:
+    """The solver options the flags give."""
+    return {"eta": args.eta, "inner_steps": args.inner_steps, "batch": args.batch, "epochs": args.epochs,
+            "seed": args.seed, "stop_gap": args.target_gap if args.stop_at_target else 0.0,
+            "time_limit": args.time_limit, "max_delay": args.max_delay, "timeout": args.timeout}
 
 
 def optimize(args, comm) -> dict:
     """Run the solver the arguments name on ``comm`` (an mpi4py communicator); the summary on rank 0."""
     from ..masterworker.problems import get_problem
     from .records import Records
-    from .solvers import get_solver
+    from .solvers import build
 
     if not args.target_gap > 0:
         raise UsageError(f"--target-gap must be positive, got {args.target_gap}")
-    solver_class = get_solver(args.algorithm)
     problem = get_problem(args.problem)
     x = problem.x0.copy()
-    solver = solver_class(x, problem, comm=comm, **_options(solver_class, args))
+    solver = build(args.algorithm, x, problem, comm, **solver_values(args))
     records = Records(args, problem, rank=comm.Get_rank(), world_size=comm.Get_size())
     solver.on_record = lambda record: records.add(record, solver.delays)
     solver.run()

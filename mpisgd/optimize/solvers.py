@@ -88,6 +88,14 @@ def solver_names() -> list:
     return list(solvers())
 
 
+def build(name: str, x, problem, comm, **values):
+    """The solver ``name`` on ``x``, ``problem`` and ``comm``; a registered algorithm gets only the options it
+    has (``values``: eta, inner_steps, batch, epochs, seed, stop_gap, time_limit, max_delay, timeout, ...)."""
+    solver_class = get_solver(name)
+    known = getattr(solver_class, "options", None)
+    return solver_class(x, problem, comm=comm, **{k: v for k, v in values.items() if known is None or k in known})
+
+
 def get_solver(name: str):
     """The solver class called ``name``; UsageError naming the choices otherwise."""
     known = solvers()
