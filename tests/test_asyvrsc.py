@@ -37,6 +37,11 @@ def test_optimize_writes_metrics_and_summary(tmp_path):
     assert summary["time_to_gap_s"] == gaps[-1]["wall_s"] and summary["epochs_to_gap"] == gaps[-1]["epoch"]
     assert summary["delays"]["count"] == summary["steps"] and summary["delays"]["max"] <= 1
     assert set(summary["delays"]) == {"count", "mean", "p50", "p95", "max"}
+    # mpisgd report plots the run's gap against time and epochs (and no training figures)
+    from mpisgd.report.command import write_report
+
+    written = {path.name for path in write_report([metrics], tmp_path / "report")}
+    assert written == {"gap_vs_time.png", "gap_vs_epoch.png", "results.md"}, written
 
 
 @pytest.mark.parametrize("args,message", [
