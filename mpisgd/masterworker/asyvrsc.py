@@ -31,7 +31,7 @@ With one worker the master applies exactly the sequential compositional
 SVRG's updates on worker 0's sample stream: the run equals
 :func:`~.sequential.compositional_svrg` bit for bit.
 
-Example (numpy; ``mpiexec -n 3 python -m mpi4py x.py``: the master and two workers)::
+Example (numpy; ``mpiexec -n 3 python -m mpi4py x.py``: the master and two workers; any n >= 2)::
 
     import numpy
     from mpi4py import MPI
