@@ -46,6 +46,8 @@ def add_arguments(parser) -> None:
                             ("epochs", int, "epochs at most per run"), ("repeats", int, "runs per variant")):
         parser.add_argument("--" + key.replace("_", "-"), type=kind, help=f"{text} (default {DEFAULTS[key]})")
     parser.add_argument("--target-gap", type=float, default=1e-8, help="relative gap to reach (default 1e-8)")
+    parser.add_argument("--max-delay", type=int, default=0, help="asyvrsc-distributed's delay bound tau "
+                                                                  "(default 0: p - 1)")
     parser.add_argument("--max-workers", type=int, default=4, help="largest worker count (default 4; at most "
                                                                      "ranks - 1)")
 
@@ -53,9 +55,9 @@ def add_arguments(parser) -> None:
 def resolve_settings(args) -> dict:
     base = QUICK if args.quick else DEFAULTS
     settings = {key: getattr(args, key) if getattr(args, key) is not None else base[key] for key in DEFAULTS}
-    settings.update(target_gap=args.target_gap, max_workers=args.max_workers)
-    if settings["repeats"] < 1 or settings["epochs"] < 1 or settings["max_workers"] < 1:
-        raise UsageError("--repeats, --epochs and --max-workers must be at least 1")
+    settings.update(target_gap=args.target_gap, max_workers=args.max_workers, max_delay=args.max_delay)
+    if settings["repeats"] < 1 or settings["epochs"] < 1 or settings["max_workers"] < 1 or args.max_delay < 0:
+        raise UsageError("--repeats, --epochs and --max-workers must be at least 1, --max-delay at least 0")
     if not 0 < settings["target_gap"] < 1:
         raise UsageError(f"--target-gap must be in (0, 1), got {settings['target_gap']}")
     return settings
@@ -83,7 +85,8 @@ def _one_run(comm, name, ranks, settings):
         x = problem.x0.copy()
         solver = build(name, x, problem, part, eta=settings["eta"],
                        inner_steps=settings["inner_steps"], batch=settings["batch"], epochs=settings["epochs"],
-                       seed=0, stop_gap=settings["target_gap"], time_limit=0.0)
+                       seed=0, stop_gap=settings["target_gap"], time_limit=0.0,
+                       max_delay=settings["max_delay"])
         history = solver.run()
         solver.close()
         part.Free()
