@@ -157,7 +157,8 @@ def main(argv=None) -> int:
     if args.command == "report":  # reads files: no launcher, no collectives
         return report_main(args)
     rank = MPI.COMM_WORLD.Get_rank()
-    logging.basicConfig(level=getattr(args, "log_level", "warning").upper(), format=f"[rank {rank}] %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=getattr(args, "log_level", "warning").upper(),
+                        format=f"[rank {rank}] %(levelname)s %(name)s: %(message)s")
     try:
         check_launch()
         if args.command == "optimize":

@@ -89,7 +89,8 @@ class Records:
 def format_summary(s: dict) -> str:
     reached = "not reached" if s["time_to_gap_s"] is None else f"{s['time_to_gap_s']:.3f} s"
     delays = s["delays"]
-    tail = "" if not delays["count"] else f", delays mean {delays['mean']:.2f} p95 {delays['p95']:g} max {delays['max']}"
+    tail = ("" if not delays["count"]
+            else f", delays mean {delays['mean']:.2f} p95 {delays['p95']:g} max {delays['max']}")
     return (f"{s['algorithm']} on {s.get('problem', '')}: {s['epochs']:g} epochs, {s['steps']} updates, "
             f"relative gap {s['final_relative_gap']:.2e}, time to {s['target_gap']:g}: {reached}, "
             f"wall {s['wall_s']:.3f} s{tail}")
