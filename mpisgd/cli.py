@@ -1,4 +1,5 @@
-"""``python -m mpisgd train ...`` (also the ``mpisgd`` console script); ``report`` plots metrics files.
+"""``python -m mpisgd train ...`` (also the ``mpisgd`` console script); ``optimize`` solves composition
+problems (:mod:`mpisgd.optimize`); ``report`` plots metrics files.
 
 Runs under ``mpiexec -n N`` / ``srun`` for any N >= 1. Errors in what the
 user asked for end every rank with one short message and exit status 2; an
@@ -16,6 +17,7 @@ from . import ALGORITHMS
 from .comm import install_abort_hook
 from .comm.mpi import MPI
 from .errors import AgreementError, UsageError
+from .optimize.command import add_optimize_command, optimize_main
 from .report import add_report_command, report_main
 from .train import TrainConfig, run
 from .train.config import OUTPUT, choices_of, flag_of
@@ -56,6 +58,8 @@ def _algorithm_flags() -> dict:
     Per-rank options (one value per rank) are for the Python API only."""
     flags = {}
     for name in sorted(ALGORITHMS):
+        if getattr(ALGORITHMS[name], "composition", False):
+            continue  # a composition solver: its flags are optimize's
         for option_name, option in ALGORITHMS[name].options.items():
             if option.per_rank:
                 continue
@@ -87,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
             kwargs["metavar"] = option_name.split("_")[-1].upper()
         algo.add_argument(flag_of(option_name), dest=f"option_{option_name}", default=None,
                           help=f"{option.help} [{defaults}]", **kwargs)
+    add_optimize_command(commands, HelpFormatter)
     add_report_command(commands)
     return parser
 
@@ -152,9 +157,12 @@ def main(argv=None) -> int:
     if args.command == "report":  # reads files: no launcher, no collectives
         return report_main(args)
     rank = MPI.COMM_WORLD.Get_rank()
-    logging.basicConfig(level=args.log_level.upper(), format=f"[rank {rank}] %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=getattr(args, "log_level", "warning").upper(),
+                        format=f"[rank {rank}] %(levelname)s %(name)s: %(message)s")
     try:
         check_launch()
+        if args.command == "optimize":
+            return optimize_main(args)
         run(config_from_args(args))
     except (UsageError, AgreementError) as error:
         if MPI.COMM_WORLD.Get_rank() == 0 or isinstance(error, AgreementError):

@@ -12,6 +12,7 @@ for mpisgd)::
     python -m mpisgd.bench stragglers --json runs/bench-stragglers.json
     python -m mpisgd.bench gossip --json runs/bench-gossip.json
     python -m mpisgd.bench scaling --json runs/bench-scaling.json
+    python -m mpisgd.bench asyvrsc --ranks 5 --json runs/bench-asyvrsc.json
 
 ``allreduce``  :class:`mpisgd.collective.BucketedAllReduce` against one raw
                ``MPI.Allreduce`` of the same bytes (:mod:`.allreduce`).
@@ -25,6 +26,8 @@ for mpisgd)::
                bytes sent (:mod:`.gossip`).
 ``scaling``    sync, local, cocod and divshare against model size: time per
                iteration and bytes per rank (:mod:`.scaling`).
+``asyvrsc``    AsyVRSC-Distributed (and -Shared) with 1..4 workers against sequential compositional
+               SVRG: time to a relative gap of 1e-8, speedup, delays (:mod:`.asyvrsc`).
 
 The training benchmarks share one run loop (:mod:`.training`).
 
@@ -33,4 +36,4 @@ Typed in a plain shell, the command re-launches itself under ``mpiexec``
 """
 
 # The one list of benchmarks: each name is the module that implements it (``python -m mpisgd.bench NAME``).
-BENCHMARK_NAMES = ("allreduce", "sync", "overlap", "stragglers", "gossip", "scaling")
+BENCHMARK_NAMES = ("allreduce", "sync", "overlap", "stragglers", "gossip", "scaling", "asyvrsc")

@@ -6,3 +6,4 @@ option says how many of the first ranks serve. The messaging layer they all
 use is :mod:`mpisgd.comm.service` (request/reply with ``ANY_SOURCE``, a
 deadline on every wait, a shutdown that needs no collective).
 """
+from .asyvrsc import AsyVRSCDistributed  # noqa: F401,E402  (registers asyvrsc-distributed)

@@ -18,7 +18,8 @@ def add_report_command(commands) -> None:
     parser = commands.add_parser(
         "report", help="plots and a Markdown table from metrics files",
         description="Plot test accuracy and loss against wall time and bytes sent per rank, and tabulate the "
-                    "runs' results, from the JSONL files of 'mpisgd train --metrics'. Needs no MPI launcher.")
+                    "runs' results, from the JSONL files of 'mpisgd train --metrics'; for 'mpisgd optimize "
+                    "--metrics' runs, the gap f - f* (log scale) against wall time and epochs. Needs no MPI launcher.")
     parser.add_argument("runs", nargs="+", metavar="RUNS",
                         help="metrics files, or directories (their *.jsonl files); a file may hold several runs")
     parser.add_argument("--out", required=True, metavar="DIR",
@@ -47,7 +48,7 @@ def write_report(inputs, out) -> List[Path]:
     table = directory / TABLE
     try:
         figures = plots.write_figures(runs, names, directory)
-        table.write_text(results_markdown(runs, names, plots.figure_names()), encoding="utf-8")
+        table.write_text(results_markdown(runs, names, plots.figure_names(runs)), encoding="utf-8")
     except OSError as error:
         raise UsageError(f"--out {out}: cannot write {error.filename or 'the report'} ({error.strerror})") from None
     return figures + [table]

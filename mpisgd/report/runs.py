@@ -2,7 +2,8 @@
 
 A metrics file is only ever appended to, so it may hold several runs one
 after another. Each run opens with a ``start`` record, has one ``epoch``
-record per evaluation and ends with its ``summary``; a run that was killed
+record per evaluation (``mpisgd optimize`` runs: one ``gap`` record per
+epoch end instead) and ends with its ``summary``; a run that was killed
 has no summary (it ends where the next ``start`` begins, or at the end of
 the file). Other events (``step``, or foreign lines) are skipped.
 """
@@ -16,6 +17,7 @@ from ..errors import UsageError
 
 # The numbers every evaluation record carries (see mpisgd/train/evaluate.py and mpisgd/train/records.py).
 EPOCH_FIELDS = ("epoch", "wall_s", "loss", "test_loss", "accuracy", "bytes_sent", "comm_wait_s")
+GAP_FIELDS = ("epoch", "wall_s", "gap", "relative_gap")  # of an optimize run's records (mpisgd/optimize/records.py)
 
 
 @dataclass
@@ -27,6 +29,7 @@ class Run:
     runs_in_file: int = 1
     start: Optional[dict] = None
     epochs: List[dict] = field(default_factory=list)
+    gaps: List[dict] = field(default_factory=list)  # the ``gap`` records of an optimize run
     summary: Optional[dict] = None
 
     @property
@@ -114,7 +117,7 @@ def read_file(path: Path) -> List[Run]:
         record = _parse(path, number, raw)
         count += 1
         event = record.get("event")
-        if event == "start" or (current is None and event in ("epoch", "summary")):
+        if event == "start" or (current is None and event in ("epoch", "gap", "summary")):
             if current is not None:  # the previous run never wrote its summary
                 runs.append(current)
             current = Run(source=Path(path))
@@ -123,6 +126,9 @@ def read_file(path: Path) -> List[Run]:
         elif event == "epoch":
             _check_epoch(path, number, record)
             current.epochs.append(record)
+        elif event == "gap":
+            _check_gap(path, number, record)
+            current.gaps.append(record)
         elif event == "summary":
             current.summary = record
             runs.append(current)
@@ -132,7 +138,7 @@ def read_file(path: Path) -> List[Run]:
     if count == 0:
         raise UsageError(f"{path}: no records (empty file)")
     if not runs:
-        raise UsageError(f"{path}: no training runs (no start, epoch or summary record)")
+        raise UsageError(f"{path}: no training runs (no start, epoch, gap or summary record)")
     for index, run in enumerate(runs, 1):
         run.index, run.runs_in_file = index, len(runs)
     return runs
@@ -153,6 +159,13 @@ def _check_epoch(path, number: int, record: dict) -> None:
         value = record.get(key)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise UsageError(f"{path}, line {number}: epoch record without a number {key!r}")
+
+
+def _check_gap(path, number: int, record: dict) -> None:
+    for key in GAP_FIELDS:
+        value = record.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UsageError(f"{path}, line {number}: gap record without a number {key!r}")
 
 
 def labels(runs) -> List[str]:

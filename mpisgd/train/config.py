@@ -72,6 +72,15 @@ def _algorithms():
     return sorted(ALGORITHMS)
 
 
+def _trainable(name):
+    """A composition solver (AsyVRSC) is run by ``optimize``, not by ``train``."""
+    from ..algorithm import ALGORITHMS
+
+    if getattr(ALGORITHMS.get(name), "composition", False):
+        return f"{name} solves composition problems: run `python -m mpisgd optimize --algorithm {name} ...`"
+    return None
+
+
 def _models():
     from .models import MODELS
 
@@ -94,7 +103,7 @@ def _parsed(parse):
 
 @dataclass
 class TrainConfig:
-    algorithm: str = setting("sync", "distributed algorithm", choices=_algorithms)
+    algorithm: str = setting("sync", "distributed algorithm", choices=_algorithms, check=_trainable)
     model: str = setting("mlp", "model", choices=_models)
     dataset: str = setting("digits", "dataset (all offline)", choices=_datasets)
     epochs: int = setting(10, "passes over the training data", check=at_least(1))
