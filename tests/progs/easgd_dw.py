@@ -15,6 +15,7 @@ from _common import Quadratic, done, no_torch, world
 
 from mpisgd import FlatParams
 from mpisgd.collective import ElasticAveraging
+from mpisgd.errors import UsageError
 from mpisgd.masterworker import DynamicWeighting
 
 comm = world()
@@ -53,6 +54,11 @@ def dw(steps, trajectory=None, silent_at=None, **options):
 
 
 if mode == "equal":
+    try:  # a deadline the timeout would cut short: a UsageError on every rank, no hang
+        DynamicWeighting(FlatParams(START.copy()), comm=comm, deadline=5.0, timeout=2.0)
+        raise AssertionError("deadline >= timeout was accepted")
+    except UsageError as error:
+        assert "deadline=5 s must be shorter than timeout=2 s" in str(error), error
     for weighting in ("dynamic", "plain"):
         trajectory = []
         algorithm, x = dw(60, trajectory, weighting=weighting, deadline=20.0, timeout=40.0)
