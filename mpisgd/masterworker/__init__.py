@@ -6,4 +6,7 @@ option says how many of the first ranks serve. The messaging layer they all
 use is :mod:`mpisgd.comm.service` (request/reply with ``ANY_SOURCE``, a
 deadline on every wait, a shutdown that needs no collective).
 """
-from .asyvrsc import AsyVRSCDistributed  # noqa: F401,E402  (registers asyvrsc-distributed)
+
+from .asyvrsc import AsyVRSCDistributed  # noqa: F401  (registers asyvrsc-distributed)
+from .easgd import AsyncElasticAveraging, ElasticMomentum  # noqa: F401
+from .weighting import DynamicWeighting  # noqa: F401
