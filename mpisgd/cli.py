@@ -18,6 +18,7 @@ from .comm.mpi import MPI
 from .errors import AgreementError, UsageError
 from .report import add_report_command, report_main
 from .train import TrainConfig, run
+from .train.failures import Departed
 from .train.config import OUTPUT, choices_of, flag_of
 
 # Launchers announce the world size they started; a mismatch with MPI's
@@ -151,11 +152,15 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "report":  # reads files: no launcher, no collectives
         return report_main(args)
+    if args.fail:  # read at MPI_Init: a rank that exits early must not wait in MPICH's finalize barrier
+        os.environ.setdefault("MPIR_CVAR_NO_COLLECTIVE_FINALIZE", "1")
     rank = MPI.COMM_WORLD.Get_rank()
     logging.basicConfig(level=args.log_level.upper(), format=f"[rank {rank}] %(levelname)s %(name)s: %(message)s")
     try:
         check_launch()
         run(config_from_args(args))
+    except Departed:  # --fail RANK:exit@STEP: this rank left the run on purpose
+        return 0
     except (UsageError, AgreementError) as error:
         if MPI.COMM_WORLD.Get_rank() == 0 or isinstance(error, AgreementError):
             sys.stderr.write(f"mpisgd: error: {error}\n")
