@@ -13,7 +13,7 @@ without torch use the flat-vector algorithms in :mod:`mpisgd.collective` and
 
 import importlib
 
-from . import collective, gossip  # noqa: F401  (registers the algorithms)
+from . import collective, gossip, masterworker  # noqa: F401  (registers the algorithms)
 from .algorithm import ALGORITHMS, Algorithm, Option, get_algorithm, register
 from .comm import AgreementError, Communicator, UsageError
 from .flat import FlatParams

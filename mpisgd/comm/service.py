@@ -78,8 +78,10 @@ class Server:
         self.detector = detector
         self.stopping = False
 
-    def receive(self) -> list:
-        """The workers' messages that have arrived (oldest first); never waits. LEAVE is answered here."""
+    def receive(self, handle=None) -> list:
+        """The workers' messages that have arrived (oldest first); never waits. LEAVE is answered here,
+        after ``handle(message)`` (when given) has run on every message that arrived before it, so a
+        FAREWELL's payload reflects all the worker sent (e.g. its last update)."""
         now, messages = time.perf_counter(), []
         for message in self.messenger.receive(patience=2):
             source = message.source
@@ -95,6 +97,8 @@ class Server:
                 self.send(source, tags.FAREWELL, () if self.farewell is None else self.farewell(source))
             else:
                 messages.append(_strip(message))
+                if handle is not None:
+                    handle(messages[-1])
         for worker in sorted(self.active):
             if now - self.heard[worker] > self.timeout:
                 self.lose(worker, f"silent for more than {self.timeout:g} s")
@@ -131,9 +135,7 @@ class Server:
         counts as blocked."""
         backoff = Backoff()
         while self.active:
-            messages = self.receive()
-            for message in messages:
-                handle(message)
+            messages = self.receive(handle)
             moved = self.messenger.progress() or bool(messages)
             if idle is not None:
                 moved = idle() or moved

@@ -7,7 +7,7 @@ signature and docstring are generated from the algorithm's ``options``
 
 import inspect
 
-from .. import collective, gossip  # noqa: F401  (registers the algorithms)
+from .. import collective, gossip, masterworker  # noqa: F401  (registers the algorithms)
 from ..algorithm import get_algorithm
 from .optimizer import DistributedOptimizer
 

@@ -1,0 +1,160 @@
+"""Asynchronous EASGD and EAMSGD (Zhang, Choromanska, LeCun, NeurIPS 2015): the center on server ranks.
+
+Asynchronous EASGD [``easgd-async``] (ALGORITHMS.md §3.1, the async box;
+mpiT's ``optim-eamsgd.lua`` with mom = 0). Worker i keeps its own model x^i;
+every ``period`` (tau) local steps it exchanges with the servers, which hold
+the center x~ (sliced over them, :mod:`mpisgd.masterworker.center`):
+
+    read x~                       (a REQUEST to each server; its REPLY is its slice)
+    d    = alpha (x^i - x~)       (alpha = beta / p, from the x^i before the pull)
+    send d                        (an UPDATE to each server: x~ <- x~ + d, in arrival order, no lock)
+    x^i <- x^i - d
+
+Nothing waits for the other workers: a server answers each REQUEST with its
+slice as it is and adds each UPDATE as it comes (another worker's update may
+land between a worker's read and its own update, as in mpiT). The exchange
+conserves x^i + x~ exactly: what the worker gives up the server adds, so
+sum_i x^i + x~ changes only by the local steps.
+
+Two orders (``overlap``):
+
+- ``overlap=False`` (default, the paper's order: the pull comes before the
+  gradient). The caller's gradient is computed before any hook runs, so the
+  exchange of step t (t = tau, 2 tau, ...) is done at the end of step t - 1
+  (in ``after_step()``, after the local step): the gradient of step t is then
+  taken at the pulled point. The paper's exchange at t = 0 is left out: the
+  workers start at the center (``init="broadcast"``).
+- ``overlap=True`` (the Lua code's order): on steps t = 0, tau, 2 tau, ...
+  ``before_step()`` sends the REQUEST and keeps the pre-step x^i; the reply
+  travels during the local step; ``after_step()`` computes d from the kept
+  x^i, sends it and pulls. The gradient is taken at the pre-pull point.
+
+EAMSGD [``eamsgd``] adds Nesterov momentum delta (``momentum``, default 0.99)
+to the local variable, the elastic force staying outside the momentum (§3.1
+EAMSGD box): ``v <- delta v; g = grad F(x + v); x <- x + v - lr g;
+v <- v - lr g``. Wrap a *plain* SGD step (no momentum): the algorithm keeps
+v and the true iterate x (``iterate``) and leaves the look-ahead point
+y = x + delta v in the parameters, where the caller's next gradient is taken.
+Derivation: the plain step turns y_t into y' = x_t + delta v_t - lr g(y_t),
+which is x_{t+1}; hence v_{t+1} = delta v_t - lr g = y' - x_t. So after each
+step: ``v <- params - iterate``; the elastic exchange (if due) pulls params
+(v unchanged: the pull is not momentum); ``iterate <- params``;
+``params <- params + delta v`` (the next look-ahead). With momentum 0 every
+operation is the async EASGD one (the look-ahead adds 0), bit for bit.
+
+A server rank calls ``serve()`` instead of training (with torch:
+``opt.algorithm.serve()``); every rank calls ``finish()``, after which it
+holds the center.
+"""
+
+import numpy as np
+
+from ..algorithm import Option, fraction, register
+from ..comm import tags
+from .center import CenterVariable
+
+
+@register
+class AsyncElasticAveraging(CenterVariable):
+    name = "easgd-async"
+    summary = "asynchronous EASGD: the center on server ranks, workers exchanging every period steps"
+    options = {
+        **CenterVariable.options,
+        "overlap": Option(False, "the Lua code's order: read the center during the local step and pull "
+                                 "after it (default: the paper's order, the pull before the next gradient)"),
+    }
+
+    def __init__(self, flat, *, comm=None, init="broadcast", **options):
+        super().__init__(flat, comm=comm, init=init, **options)
+        self.asked = False  # overlap: this step's REQUESTs are out, the pull comes in after_step()
+        if not self.is_server:
+            self.pre = np.empty_like(self.read)  # overlap: the pre-step x^i
+
+    # -- worker: the hooks ------------------------------------------------------
+    def before_step(self) -> None:
+        if self.overlap and not self.is_server and not self.silent and self.steps % self.period == 0:
+            self.capture(self.pre)
+            self.ask()
+            self.asked = True
+
+    def after_step(self) -> None:
+        if not self.is_server:
+            self.stepped()
+            if self.asked:
+                self.asked = False
+                self.pull(self.pre)
+            elif not self.overlap and not self.silent and (self.steps + 1) % self.period == 0:
+                self.exchange(self.model_to_host())
+            self.look_ahead()
+        super().after_step()
+
+    # -- worker: the exchange ----------------------------------------------------
+    def exchange(self, reference) -> None:
+        """One elastic exchange, d computed from ``reference`` (x^i on the host)."""
+        self.ask()
+        self.pull(reference)
+
+    def ask(self) -> None:
+        """A REQUEST for x~ to every server (the replies are taken by :meth:`pull`)."""
+        for server in self.server_ranks:
+            self.endpoint.send(server, tags.REQUEST)
+
+    def pull(self, reference) -> None:
+        """Take the replies (x~), send d = alpha (reference - x~) to the servers, x^i <- x^i - d."""
+        for server in self.server_ranks:
+            part = self.slice_of(server)
+            self.read[part] = self.endpoint.wait_reply(server).data
+        np.subtract(reference, self.read, out=self.delta)
+        self.delta *= self.alpha
+        for server in self.server_ranks:
+            self.endpoint.send(server, tags.UPDATE, self.delta[self.slice_of(server)])
+        self.apply_delta()
+        self.exchanges += 1
+
+    def capture(self, out) -> None:
+        """``out`` <- the worker's iterate x^i on the host."""
+        self.flat.backend.to_host(self.flat.params, out)
+
+    def stepped(self) -> None:
+        """The local step has run (EAMSGD: the momentum buffer follows it)."""
+
+    def look_ahead(self) -> None:
+        """The exchange is done (EAMSGD: move the parameters to the look-ahead point)."""
+
+    # -- server ------------------------------------------------------------------
+    def handle(self, message) -> None:
+        """REQUEST: reply with this server's slice of x~; UPDATE: x~ <- x~ + d."""
+        if message.tag == tags.REQUEST:
+            self.endpoint.reply(message.source, self.center)
+        elif message.tag == tags.UPDATE:
+            self.center += message.data
+            self.exchanges += 1
+
+
+@register
+class ElasticMomentum(AsyncElasticAveraging):
+    name = "eamsgd"
+    summary = "EAMSGD: asynchronous EASGD with Nesterov momentum on each worker (wrap plain SGD)"
+    options = {
+        **AsyncElasticAveraging.options,
+        "momentum": Option(0.99, "Nesterov momentum delta of each worker's variable (the local optimizer "
+                                 "must be plain SGD)", fraction),
+    }
+    worker_state = ("velocity", "iterate")
+
+    def __init__(self, flat, *, comm=None, init="broadcast", **options):
+        super().__init__(flat, comm=comm, init=init, **options)
+        if not self.is_server:
+            backend = self.flat.backend
+            self.velocity = backend.zeros_like(self.flat.params)  # v
+            self.iterate = backend.copy(self.flat.params)  # x (the parameters hold x + delta v)
+
+    def capture(self, out) -> None:
+        self.flat.backend.to_host(self.iterate, out)
+
+    def stepped(self) -> None:
+        self.velocity[...] = self.flat.params - self.iterate  # v <- delta v - lr g(x + delta v)
+
+    def look_ahead(self) -> None:
+        self.iterate[...] = self.flat.params
+        self.flat.params += self.velocity * self.momentum  # the next gradient is taken at x + delta v
