@@ -64,6 +64,13 @@ def _algorithm_flags() -> dict:
     return flags
 
 
+def option_flag(option_name: str) -> str:
+    """An algorithm option's flag; ``--algorithm-NAME`` where a training setting has the name
+    (EAMSGD's ``momentum`` against the local optimizer's ``--momentum``)."""
+    taken = {spec.name for spec in fields(TrainConfig)}
+    return flag_of(f"algorithm_{option_name}" if option_name in taken else option_name)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="mpisgd", description="Distributed and decentralized SGD on MPI.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -86,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         kwargs = {"action": argparse.BooleanOptionalAction} if option.type is bool else {"type": option.type}
         if option.type is not bool:
             kwargs["metavar"] = option_name.split("_")[-1].upper()
-        algo.add_argument(flag_of(option_name), dest=f"option_{option_name}", default=None,
+        algo.add_argument(option_flag(option_name), dest=f"option_{option_name}", default=None,
                           help=f"{option.help} [{defaults}]", **kwargs)
     add_report_command(commands)
     return parser
@@ -123,7 +130,7 @@ def config_from_args(args) -> TrainConfig:
         if value is None:
             continue
         if option_name not in ALGORITHMS[args.algorithm].options:
-            raise UsageError(f"{flag_of(option_name)} does not apply to algorithm {args.algorithm!r}")
+            raise UsageError(f"{option_flag(option_name)} does not apply to algorithm {args.algorithm!r}")
         options[option_name] = value
     values = {}
     for spec in fields(TrainConfig):
