@@ -25,3 +25,18 @@ def test_async_easgd_and_eamsgd_follow_the_spec():
     """One worker per server: easgd-async is the spec's loop bit for bit (both orders), EAMSGD with
     momentum 0 is easgd-async bit for bit, EAMSGD with momentum 0.9 is the spec's EAMSGD box."""
     assert_ok(run_prog(4, "easgd_async.py", "sequential", timeout=60))
+
+
+@pytest.mark.parametrize("mode", [
+    "equal",  # no failure: easgd-dw (dynamic and plain weights) equals synchronous EASGD
+    "silent",  # a silent worker: the dynamic center converges, the plain one is pulled toward the frozen worker
+    "return",  # a worker lost for longer than the timeout comes back and is reset to the center
+])
+def test_dynamic_weighting(mode):
+    assert_ok(run_prog(4, "easgd_dw.py", mode, timeout=60))
+
+
+def test_torch_classes():
+    """EASGDAsync (both orders), EAMSGD and EASGDDynamicWeighting around torch.optim.SGD; rank 0 serves."""
+    pytest.importorskip("torch")
+    assert_ok(run_prog(3, "torch_masterworker.py", timeout=90))

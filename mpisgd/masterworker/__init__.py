@@ -8,3 +8,4 @@ deadline on every wait, a shutdown that needs no collective).
 """
 
 from .easgd import AsyncElasticAveraging, ElasticMomentum  # noqa: F401
+from .weighting import DynamicWeighting  # noqa: F401

@@ -29,7 +29,7 @@ Two orders (``overlap``):
   travels during the local step; ``after_step()`` computes d from the kept
   x^i, sends it and pulls. The gradient is taken at the pre-pull point.
 
-EAMSGD [``eamsgd``] adds Nesterov momentum delta (``momentum``, default 0.99)
+EAMSGD [``eamsgd``] adds Nesterov momentum delta (``local_momentum``, default 0.99)
 to the local variable, the elastic force staying outside the momentum (§3.1
 EAMSGD box): ``v <- delta v; g = grad F(x + v); x <- x + v - lr g;
 v <- v - lr g``. Wrap a *plain* SGD step (no momentum): the algorithm keeps
@@ -45,6 +45,26 @@ operation is the async EASGD one (the look-ahead adds 0), bit for bit.
 A server rank calls ``serve()`` instead of training (with torch:
 ``opt.algorithm.serve()``); every rank calls ``finish()``, after which it
 holds the center.
+
+Example (``mpiexec -n 3 python -m mpi4py example.py``: rank 0 serves, the others minimize |x - 1|^2 / 2)::
+
+    import numpy
+    from mpi4py import MPI
+    from mpisgd.masterworker import AsyncElasticAveraging
+
+    x = numpy.zeros(4)
+    easgd = AsyncElasticAveraging(x, comm=MPI.COMM_WORLD, period=2)
+    if easgd.is_server:
+        easgd.serve()               # until every worker has left
+    else:
+        for step in range(200):
+            g = x - 1.0             # the gradient, then the local step between the hooks
+            easgd.before_step()
+            x -= 0.1 * g
+            easgd.after_step()
+    easgd.finish()                  # every rank now holds the center
+    print(MPI.COMM_WORLD.rank, x.round(3))
+    easgd.close()
 """
 
 import numpy as np
@@ -137,8 +157,8 @@ class ElasticMomentum(AsyncElasticAveraging):
     summary = "EAMSGD: asynchronous EASGD with Nesterov momentum on each worker (wrap plain SGD)"
     options = {
         **AsyncElasticAveraging.options,
-        "momentum": Option(0.99, "Nesterov momentum delta of each worker's variable (the local optimizer "
-                                 "must be plain SGD)", fraction),
+        "local_momentum": Option(0.99, "Nesterov momentum delta of each worker's variable (EAMSGD; the local "
+                                       "optimizer must be plain SGD, no momentum)", fraction),
     }
     worker_state = ("velocity", "iterate")
 
@@ -157,4 +177,4 @@ class ElasticMomentum(AsyncElasticAveraging):
 
     def look_ahead(self) -> None:
         self.iterate[...] = self.flat.params
-        self.flat.params += self.velocity * self.momentum  # the next gradient is taken at x + delta v
+        self.flat.params += self.velocity * self.local_momentum  # the next gradient is taken at x + delta v

@@ -11,6 +11,7 @@ Importing this package imports torch; ``import mpisgd`` alone does not.
 from .broadcast import broadcast_module
 from .classes import (ADPSGD, CLASSES, EASGD, FDA, LSGD, CoCoDSGD, DivShareSGD, ElasticGossipSGD,  # noqa: F401
                       GossipSGD, LocalSGD, SwiftSGD, SyncSGD)
+from .classes import EAMSGD, EASGDAsync, EASGDDynamicWeighting  # noqa: F401
 from .optimizer import DistributedOptimizer
 
 __all__ = ["DistributedOptimizer", "broadcast_module", *CLASSES]

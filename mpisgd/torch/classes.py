@@ -35,6 +35,11 @@ def signature(algorithm_class) -> inspect.Signature:
                              + [inspect.Parameter(name, keyword, default=value) for name, value in defaults.items()])
 
 
+MASTER_WORKER = ("Master-worker: ranks 0 .. servers-1 serve instead of training: they call\n"
+                 "``opt.algorithm.serve()`` (it returns when every worker has left or is lost), the\n"
+                 "others train; then every rank calls ``opt.finish()``.\n\n")
+
+
 def docstring(class_name: str, algorithm_class) -> str:
     options = "\n".join(f"    {name}={option.default!r}: {option.help}"
                         + (" [per rank]" if option.per_rank and "per rank" not in option.help else "")
@@ -44,6 +49,7 @@ def docstring(class_name: str, algorithm_class) -> str:
             "comm: MPI communicator (default COMM_WORLD); names: parameter names (error messages);\n"
             "init: 'broadcast' rank 0's parameters (default), 'check' that all ranks start equal, or 'keep'.\n\n"
             f"Options (keyword-only, paper defaults):\n{options or '    (none)'}\n\n"
+            + (MASTER_WORKER if "servers" in algorithm_class.options else "") +
             f"Maths: :class:`{algorithm_class.__module__}.{algorithm_class.__name__}`.")
 
 
@@ -66,5 +72,8 @@ ElasticGossipSGD = bind("ElasticGossipSGD", "elastic-gossip")
 SwiftSGD = bind("SwiftSGD", "swift")
 DivShareSGD = bind("DivShareSGD", "divshare")
 ADPSGD = bind("ADPSGD", "adpsgd")
+EASGDAsync = bind("EASGDAsync", "easgd-async")
+EAMSGD = bind("EAMSGD", "eamsgd")
+EASGDDynamicWeighting = bind("EASGDDynamicWeighting", "easgd-dw")
 
 CLASSES = {cls.__name__: cls for cls in AlgorithmOptimizer.__subclasses__()}  # class name -> class

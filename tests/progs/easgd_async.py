@@ -138,9 +138,9 @@ elif mode == "sequential":
     expected, expected_center = spec()
     assert np.array_equal(plain, expected), "easgd-async differs from the spec's sequential loop"
     assert np.array_equal(center, expected_center), "the server's center differs from the spec"
-    still, center0 = run(ElasticMomentum, momentum=0.0)
+    still, center0 = run(ElasticMomentum, local_momentum=0.0)
     assert np.array_equal(still, plain) and np.array_equal(center0, center), "EAMSGD(0) != easgd-async"
-    moving, center9 = run(ElasticMomentum, momentum=0.9)
+    moving, center9 = run(ElasticMomentum, local_momentum=0.9)
     expected, expected_center = spec(momentum=0.9)
     assert np.abs(moving - expected).max() < 1e-12, np.abs(moving - expected).max()
     assert np.abs(center9 - expected_center).max() < 1e-12
