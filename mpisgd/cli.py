@@ -20,6 +20,7 @@ from .errors import AgreementError, UsageError
 from .optimize.command import add_optimize_command, optimize_main
 from .report import add_report_command, report_main
 from .train import TrainConfig, run
+from .train.failures import Departed
 from .train.config import OUTPUT, choices_of, flag_of
 
 # Launchers announce the world size they started; a mismatch with MPI's
@@ -67,6 +68,13 @@ def _algorithm_flags() -> dict:
     return flags
 
 
+def option_flag(option_name: str) -> str:
+    """An algorithm option's flag; ``--algorithm-NAME`` where a training setting has the name
+    (EAMSGD's ``momentum`` against the local optimizer's ``--momentum``)."""
+    taken = {spec.name for spec in fields(TrainConfig)}
+    return flag_of(f"algorithm_{option_name}" if option_name in taken else option_name)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="mpisgd", description="Distributed and decentralized SGD on MPI.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -89,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
         kwargs = {"action": argparse.BooleanOptionalAction} if option.type is bool else {"type": option.type}
         if option.type is not bool:
             kwargs["metavar"] = option_name.split("_")[-1].upper()
-        algo.add_argument(flag_of(option_name), dest=f"option_{option_name}", default=None,
+        algo.add_argument(option_flag(option_name), dest=f"option_{option_name}", default=None,
                           help=f"{option.help} [{defaults}]", **kwargs)
     add_optimize_command(commands, HelpFormatter)
     add_report_command(commands)
@@ -127,7 +135,7 @@ def config_from_args(args) -> TrainConfig:
         if value is None:
             continue
         if option_name not in ALGORITHMS[args.algorithm].options:
-            raise UsageError(f"{flag_of(option_name)} does not apply to algorithm {args.algorithm!r}")
+            raise UsageError(f"{option_flag(option_name)} does not apply to algorithm {args.algorithm!r}")
         options[option_name] = value
     values = {}
     for spec in fields(TrainConfig):
@@ -156,6 +164,8 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "report":  # reads files: no launcher, no collectives
         return report_main(args)
+    if args.fail:  # read at MPI_Init: a rank that exits early must not wait in MPICH's finalize barrier
+        os.environ.setdefault("MPIR_CVAR_NO_COLLECTIVE_FINALIZE", "1")
     rank = MPI.COMM_WORLD.Get_rank()
     logging.basicConfig(level=getattr(args, "log_level", "warning").upper(),
                         format=f"[rank {rank}] %(levelname)s %(name)s: %(message)s")
@@ -164,6 +174,8 @@ def main(argv=None) -> int:
         if args.command == "optimize":
             return optimize_main(args)
         run(config_from_args(args))
+    except Departed:  # --fail RANK:exit@STEP: this rank left the run on purpose
+        return 0
     except (UsageError, AgreementError) as error:
         if MPI.COMM_WORLD.Get_rank() == 0 or isinstance(error, AgreementError):
             sys.stderr.write(f"mpisgd: error: {error}\n")

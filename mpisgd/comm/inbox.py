@@ -14,7 +14,10 @@
   peers and sends to known peers, wait for all (a blocking ``Waitall``:
   every partner is in the same round).
 
-Counter: ``received_from[peer]``.
+Counter: ``received_from[peer]``. A receive that fails (MPICH: the sender's
+process died while its message was being copied) is dropped and its source
+noted in ``broken`` (rank -> the error), so that a master-worker server can
+count that worker lost instead of failing itself.
 """
 
 import numpy as np
@@ -33,6 +36,7 @@ class Inbox:
         self.received_from = np.zeros(comm.size, dtype=np.int64)
         self.arriving = []  # [request, source, tag, data]: probed, still being received
         self.arrived = []  # complete messages not yet returned (another tag or source was asked for)
+        self.broken = {}  # source -> the MPI error that failed a receive from it (its later messages are dropped)
 
     def _count(self, source: int, tag: int, data):
         self.received_from[source] += 1
@@ -46,12 +50,23 @@ class Inbox:
         if self.arriving:
             still, waiting = [], set()
             for entry in self.arriving:
-                if entry[1] not in waiting and entry[0].Test():
+                if entry[1] in self.broken:
+                    continue
+                if entry[1] not in waiting and self._test(entry):
                     self.arrived.append(self._count(*entry[1:]))
-                else:
+                elif entry[1] not in self.broken:
                     waiting.add(entry[1])
                     still.append(entry)
             self.arriving = still
+
+    def _test(self, entry) -> bool:
+        """Whether ``entry``'s receive is complete; a failed one breaks its source (False)."""
+        try:
+            return entry[0].Test()
+        except MPI.Exception as error:
+            details = [line.split(":", 1)[-1].strip() for line in str(error).splitlines()]
+            self.broken[entry[1]] = next((d for d in reversed(details) if d), "MPI error")  # the innermost cause
+            return False
 
     def _pick(self, tag: int, source: int) -> list:
         """The arrived messages that match (``MPI.ANY_*``: any), removed from ``arrived``."""

@@ -28,7 +28,9 @@ Rules that make it safe:
   with workers and must not spin.
 - **Liveness.** A server notes when it last heard from each worker; a
   worker silent for ``timeout`` seconds is *lost* (its messages are still
-  taken if it comes back: it is then *returned*).
+  taken if it comes back: it is then *returned*). A worker whose process
+  the MPI library reports dead (``detector``, e.g. a
+  :class:`~mpisgd.comm.failed.FailureDetector`) is lost at once.
 - **Shutdown without a collective** (it must work with a worker gone): a
   worker sends LEAVE after all its other messages and waits for every
   server's FAREWELL, taking whatever arrives before it; a server answers
@@ -59,8 +61,9 @@ def _strip(message: Message) -> Message:
 class Server:
     """The server side: takes workers' messages as they come, answers them, and keeps track of who is alive."""
 
-    def __init__(self, messenger, workers, *, timeout: float = 120.0, farewell=None):
-        """``farewell(worker)``: the payload of the FAREWELL to ``worker`` (e.g. the final center; default empty)."""
+    def __init__(self, messenger, workers, *, timeout: float = 120.0, farewell=None, detector=None):
+        """``farewell(worker)``: the payload of the FAREWELL to ``worker`` (e.g. the final center; default empty);
+        ``detector()``: the ranks whose process the MPI library reports failed (polled; cheap)."""
         self.messenger, self.stats = messenger, messenger.comm.stats
         self.farewell = farewell
         self.workers = list(workers)
@@ -69,7 +72,10 @@ class Server:
         self.left = set()  # said LEAVE and got their FAREWELL
         self.lost = {}  # rank -> why it counts as lost
         self.returned = set()  # lost, then heard from again (cleared by the algorithm)
-        self.heard = {worker: time.perf_counter() for worker in self.workers}  # when each was last heard
+        self.started = time.perf_counter()
+        self.heard = {worker: self.started for worker in self.workers}  # when each was last heard
+        self.when = {}  # rank -> seconds from the start to its leaving or loss
+        self.detector = detector
         self.stopping = False
 
     def receive(self, handle=None) -> list:
@@ -87,6 +93,7 @@ class Server:
             if message.tag == tags.LEAVE:
                 self.active.discard(source)
                 self.left.add(source)
+                self.when[source] = now - self.started
                 self.send(source, tags.FAREWELL, () if self.farewell is None else self.farewell(source))
             else:
                 messages.append(_strip(message))
@@ -95,6 +102,12 @@ class Server:
         for worker in sorted(self.active):
             if now - self.heard[worker] > self.timeout:
                 self.lose(worker, f"silent for more than {self.timeout:g} s")
+        for worker in self.detector() if self.detector is not None else ():
+            if worker in self.active:
+                self.lose(worker, "its process failed (reported by the MPI library)")
+        for worker, error in self.messenger.inbox.broken.items():
+            if worker in self.active:
+                self.lose(worker, f"a message from it could not be received ({error})")
         return messages
 
     def send(self, worker: int, tag: int, payload=(), header=()) -> None:
@@ -112,6 +125,7 @@ class Server:
         """Count ``worker`` as lost (silent, or dead by the MPI library's account)."""
         self.active.discard(worker)
         self.lost[worker] = reason
+        self.when[worker] = time.perf_counter() - self.started
 
     def serve(self, handle, *, idle=None) -> None:
         """Call ``handle(message)`` for each message until every worker has left or is lost.
@@ -140,7 +154,12 @@ class Server:
                 backoff.after(self.messenger.progress())
 
     def report(self) -> dict:
-        return {"left": sorted(self.left), "lost": dict(sorted(self.lost.items()))}
+        """Who left, who is lost and why, and when (seconds since this server started: ``left_at_s``,
+        ``lost_at_s``)."""
+        at = {rank: round(self.when[rank], 3) for rank in sorted(self.when)}
+        return {"left": sorted(self.left), "lost": dict(sorted(self.lost.items())),
+                "left_at_s": {r: t for r, t in at.items() if r in self.left},
+                "lost_at_s": {r: t for r, t in at.items() if r in self.lost}}
 
 
 class Client:
@@ -154,8 +173,18 @@ class Client:
         self.unanswered = []  # servers that did not answer LEAVE in time (after leave())
         self.drained = 0  # messages taken while leaving
         self.farewells = {}  # server -> its FAREWELL message (header stripped), after leave()
+        self.silent = False  # silence() was called: nothing is sent any more
+        self.dropped = 0  # messages not sent because of silence()
+
+    def silence(self) -> None:
+        """Stop sending, for good (a failure injected for tests and benchmarks): every later
+        message, LEAVE included, is dropped; :meth:`leave` then waits for nothing."""
+        self.silent = True
 
     def send(self, server: int, tag: int, payload=(), header=()) -> None:
+        if self.silent:
+            self.dropped += 1
+            return
         self.messenger.send(server, tag, np.asarray(payload), [0.0, *header])
 
     def request(self, server: int, payload=(), header=()) -> Message:
@@ -193,7 +222,7 @@ class Client:
         this rank still finishes)."""
         for server in self.servers:
             self.send(server, tags.LEAVE)
-        waiting, taken = set(self.servers), []
+        waiting, taken = (set() if self.silent else set(self.servers)), []
         deadline = time.perf_counter() + self.timeout
         backoff = Backoff()
         with self.messenger.comm.stats.blocked():

@@ -19,11 +19,15 @@ REPLY = 11  # master-worker: the server's answer to a REQUEST
 UPDATE = 12  # master-worker: a worker's update, applied by the server without an answer
 LEAVE = 13  # master-worker: a worker leaves; it sends nothing after this
 FAREWELL = 14  # master-worker: the server's answer to LEAVE; it sends nothing after this
+PRESENT = 20  # training harness, end of a master-worker run: this rank is alive and done (to rank 0)
+DEPARTED = 21  # training harness: this rank leaves the run early on purpose (to rank 0)
+SURVIVORS = 22  # training harness: rank 0's list of the ranks that take part in the end of the run
 FRAGMENT = 1000  # DivShare: FRAGMENT + fragment id
 MAX_FRAGMENTS = 30000
 
 NAMES = {MODEL: "model", AVERAGE_REQUEST: "average-request", AVERAGE_REPLY: "average-reply",
-         REQUEST: "request", REPLY: "reply", UPDATE: "update", LEAVE: "leave", FAREWELL: "farewell"}
+         REQUEST: "request", REPLY: "reply", UPDATE: "update", LEAVE: "leave", FAREWELL: "farewell",
+         PRESENT: "present", DEPARTED: "departed", SURVIVORS: "survivors"}
 
 
 def fragment_tag(fragment: int) -> int:

@@ -18,7 +18,15 @@
   (which leaves). :meth:`handle` is the subclass's answer to one message;
   :meth:`farewell` the payload of a server's last message to a worker
   (e.g. the final center) and :meth:`departed` what a worker does with them.
-- **Slices**: :meth:`slice_of` is the part of the flat vector a server owns.
+- **Slices**: :meth:`slice_of` is the part of the flat vector a server owns;
+  :meth:`final_slice` is a server's part of the final model once
+  :meth:`serve` returned (default: that slice of its own parameters; an
+  algorithm that keeps the center elsewhere overrides it). The training
+  harness assembles the slices into the model every rank evaluates.
+- **Failures** (tests, benchmarks): a worker process the MPI library reports
+  dead is lost at once (:class:`~mpisgd.comm.failed.FailureDetector`);
+  :meth:`silence` cuts a worker off (``self.silent``: it sends nothing any
+  more and trains on alone).
 
 Example (workers send their ranks to server 0, which sums them; ``mpiexec -n 3 python -m mpi4py x.py``)::
 
@@ -47,6 +55,7 @@ import numpy as np
 
 from ..algorithm import Algorithm, Option, positive
 from ..comm import Messenger
+from ..comm.failed import FailureDetector
 from ..comm.service import Client, Server
 from ..errors import UsageError
 
@@ -79,10 +88,12 @@ class MasterWorkerAlgorithm(Algorithm):
         self.messenger = Messenger(self.comm, dtype=self.flat.backend.numpy_dtype(self.flat.params),
                                    header_size=1 + self.header_size, max_in_flight=MAX_IN_FLIGHT, replace=False)
         if self.is_server:
-            self.endpoint = Server(self.messenger, self.worker_ranks, timeout=self.timeout, farewell=self.farewell)
+            self.endpoint = Server(self.messenger, self.worker_ranks, timeout=self.timeout, farewell=self.farewell,
+                                   detector=FailureDetector(self.comm))
         else:
             self.endpoint = Client(self.messenger, self.server_ranks, timeout=self.timeout)
         self.finished = False
+        self.silent = False  # silence() was called: no exchange starts any more
 
     @property
     def workers(self) -> int:
@@ -93,6 +104,10 @@ class MasterWorkerAlgorithm(Algorithm):
         """The part of the flat vector that server rank ``server`` owns (contiguous, nearly equal)."""
         bounds = np.linspace(0, self.flat.numel, self.servers + 1).round().astype(int)
         return slice(int(bounds[server]), int(bounds[server + 1]))
+
+    def final_slice(self) -> np.ndarray:
+        """A server's part of the final model (host array of ``slice_of(rank)``'s length), after :meth:`serve`."""
+        return self.model_to_host()[self.slice_of(self.comm.rank)]
 
     def model_to_host(self) -> np.ndarray:
         self.flat.backend.to_host(self.flat.params, self.host)
@@ -126,6 +141,18 @@ class MasterWorkerAlgorithm(Algorithm):
             self.departed(self.endpoint.farewells)
         self.finished = True
 
+    def silence(self) -> None:
+        """This worker stops sending, for good (a failure injected for tests and benchmarks).
+
+        Sets ``self.silent``: a subclass's worker hooks then start no exchange
+        (a request would wait for an answer that cannot come) and the local
+        steps go on. What would still be sent is dropped (LEAVE included), so
+        the servers count this worker lost after ``timeout`` seconds."""
+        if self.is_server:
+            raise UsageError(f"rank {self.comm.rank} is a server; only workers can be silenced")
+        self.silent = True
+        self.endpoint.silence()
+
     def serve_late(self, message) -> None:
         """A server's message that arrives while this worker is leaving (default: discarded)."""
 
@@ -147,5 +174,6 @@ class MasterWorkerAlgorithm(Algorithm):
         if self.is_server:
             stats.update(self.endpoint.report())
         else:
-            stats.update({"unanswered": self.endpoint.unanswered, "drained": self.endpoint.drained})
+            stats.update({"unanswered": self.endpoint.unanswered, "drained": self.endpoint.drained,
+                          "silenced": self.endpoint.silent, "dropped": self.endpoint.dropped})
         return stats

@@ -16,9 +16,10 @@ from typing import Optional
 
 from ..algorithm import non_negative, positive
 from ..errors import UsageError
+from .failures import parse_failures
 from .partition import parse_partition
 
-STRAGGLERS = "stragglers (experiments)"
+STRAGGLERS = "stragglers and failures (experiments)"
 OUTPUT = "output"
 
 
@@ -132,6 +133,9 @@ class TrainConfig:
     slow_ranks: str = setting("", "straggler ranks, e.g. 3 or 1,3", check=_parsed(rank_list), group=STRAGGLERS)
     slow_factor: float = setting(1.0, "the stragglers' local steps take this many times longer", check=at_least(1),
                                  needs=(lambda c: c.slow_ranks, "--slow-ranks"), group=STRAGGLERS)
+    fail: str = setting("", "make worker ranks fail (master-worker algorithms): RANK:KIND@STEP[,...] with KIND "
+                        "slow:FACTOR, silent, exit or kill, at the rank's local step STEP (docs/failures.md)",
+                        check=_parsed(parse_failures), group=STRAGGLERS)
     metrics: Optional[str] = setting(None, "append JSONL metrics to this file (rank 0)", group=OUTPUT)
     eval_every: int = setting(1, "evaluate every N epochs", check=at_least(1), group=OUTPUT)
     log_every: int = setting(0, "record a step event every N steps (0: off)", check=non_negative, group=OUTPUT)

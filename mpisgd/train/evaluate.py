@@ -41,7 +41,7 @@ def local_totals(model, task, x, y) -> np.ndarray:
 def epoch_record(task, totals, epoch, step, wall) -> dict:
     """The ``epoch`` record's figures from the summed totals and the epoch's training loss."""
     correct, count, loss_total, squared, train_loss, batches = totals
-    record = {"epoch": epoch, "step": step, "wall_s": wall, "loss": train_loss / batches,
+    record = {"epoch": epoch, "step": step, "wall_s": wall, "loss": train_loss / max(batches, 1),
               "test_loss": loss_total / count, "accuracy": correct / count}
     if task == "ratings":
         record["rmse"] = math.sqrt(squared / count)

@@ -7,7 +7,9 @@ of local steps (:mod:`.step`), each stretched on a straggler rank
 (:mod:`.evaluate`), records and printed lines (:mod:`.records`), all under
 the ``--time-budget`` (:mod:`.budget`). The final evaluation, after
 ``finish()`` (asynchronous algorithms: exit protocol and one average), is
-the common model's.
+the common model's. Master-worker algorithms: the server ranks serve instead
+of training, and the end of the run is that of the ranks still there
+(:mod:`.roles`); ``--fail`` makes workers fail on purpose (:mod:`.failures`).
 """
 
 import logging
@@ -46,37 +48,43 @@ class Trainer:
     def __init__(self, config, harness, comm, throttle=None):
         s = prepare(config, harness)
         self.config, self.harness, self.info, self.straggler = config, harness, s.info, s.straggler
+        self.roles, self.injector, self.ending = s.roles, s.roles.injector, s.roles.ending(harness)
         self.dist = distributed_optimizer(config, s.model, comm, harness, throttle)
         self.asynchronous = self.dist.algorithm.asynchronous
         n_shard = len(s.train[1])
         log.info("device %s, %d training samples in this shard, %d parameters, MPI thread level %d",
                  s.device, n_shard, self.dist.flat.numel, harness.thread_level)
-        self.steps_per_epoch = steps_per_epoch(s.info.n_train, harness.size, config.batch_size)
+        self.steps_per_epoch = steps_per_epoch(s.info.n_train, s.roles.trainers, config.batch_size)
         sampler = ShardSampler(n_shard, config.batch_size, seed=config.seed * 100003 + harness.rank)
         self.local_step = LocalStep(s.model, self.dist, s.info.task, s.train, sampler)
         self.evaluate = Evaluator(s.model, s.info.task, s.test, harness)
         self.records = Records(config, s.metrics, harness.rank, config.epochs * self.steps_per_epoch)
         self.records.start(config=config.public(), n_train=s.info.n_train, n_test=s.info.n_test,
                            params=self.dist.flat.numel, steps_per_epoch=self.steps_per_epoch, device=s.device,
-                           asynchronous=self.asynchronous)
+                           asynchronous=self.asynchronous, **s.roles.start_fields(harness))
         self.budget = TimeBudget(config.time_budget)
         self.step, self.last, self.reached_at = 0, None, None
 
     def train(self) -> dict:
         config, evaluated_final = self.config, False
+        if self.roles.serves:  # a master-worker server: answer the workers, then the end of the run
+            self.dist.algorithm.serve()
+            self.finish()
+            self.evaluate_epoch(config.epochs, 0.0, 0, final=True)
+            return self.close()
         for epoch in range(1, config.epochs + 1):
             loss_sum, taken, stopping = self.train_epoch(epoch)
             final = stopping or epoch == config.epochs
             if not final and epoch % config.eval_every:
                 continue
             if final:
-                self.dist.finish()
+                self.finish()
             over_budget = self.evaluate_epoch(epoch, loss_sum, taken, final)
             evaluated_final = final
             if stopping or over_budget or (config.stop_at_target and self.reached_at is not None):
                 break
         if not evaluated_final:  # stopped early at an evaluation: finish, then measure the final model
-            self.dist.finish()
+            self.finish()
             record, _ = self.evaluate(epoch=self.last["epoch"], step=self.step, clock=self.budget,
                                       train_loss=0.0, batches=1.0)  # the same all-reduce as in the loop
             self.last = {**record, "loss": self.last["loss"]}
@@ -93,14 +101,26 @@ class Trainer:
             loss = self.local_step()
             self.step, taken, loss_sum = self.step + 1, taken + 1, loss_sum + loss
             self.straggler.after_step(self.dist, began)
+            self.injector.after_step(self, self.step, began)
             self.records.step(self.dist, self.step, epoch, loss, self.budget)
         return loss_sum, taken, False
+
+    def finish(self) -> None:
+        """Training is over on this rank: an injected exit or kill not reached yet happens now; the
+        algorithm finishes; the ranks still there agree on the end of the run."""
+        self.injector.at_end(self)
+        self.dist.finish()
+        self.ending.after_finish(self)
+
+    def silence(self) -> None:
+        """This worker stops sending (``--fail RANK:silent@STEP``) and trains on alone."""
+        self.dist.algorithm.silence()
 
     def evaluate_epoch(self, epoch: int, loss_sum: float, taken: int, final: bool) -> bool:
         """Evaluate and record; True when a rank found the time budget spent (agreed by the all-reduce)."""
         over = not self.asynchronous and self.budget.spent()
         self.last, over = self.evaluate(epoch=epoch, step=self.step, clock=self.budget, train_loss=loss_sum,
-                                        batches=max(taken, 1), flag=over,
+                                        batches=taken, flag=over,
                                         collective=final or not self.asynchronous)  # async: no mid-run waits
         target = self.config.target_accuracy
         if self.reached_at is None and target is not None and self.last["accuracy"] >= target:
@@ -109,8 +129,10 @@ class Trainer:
         return over
 
     def close(self) -> dict:
-        stats = self.harness.allgather_object(self.dist.statistics())
+        stats = self.ending.comm.allgather_object(self.dist.statistics())
         summary = summarize(self.config, self.harness.size, self.last, self.budget.elapsed(), self.reached_at, stats)
+        summary.update(self.ending.summary(stats, self.steps_per_epoch))
         self.records.summary(summary)
         self.dist.close()
+        self.ending.close()
         return summary

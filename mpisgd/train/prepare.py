@@ -20,7 +20,7 @@ from .data import load_dataset
 from .evaluate import test_indices
 from .metrics import MetricsWriter
 from .models import build_model
-from .partition import partition
+from .roles import Roles
 from .straggler import Straggler
 
 
@@ -35,6 +35,7 @@ class Prepared:
     test: tuple  # (inputs, targets) this rank evaluates
     metrics: MetricsWriter
     straggler: Straggler
+    roles: Roles  # servers and workers (master-worker), this rank's injected failure
 
 
 def _tensors(x, y, dtype, device):
@@ -46,7 +47,7 @@ def _tensors(x, y, dtype, device):
 
 
 def prepare(config, harness) -> Prepared:
-    """Data, model, metrics file and straggler of this rank; UsageError on every rank if any rank fails."""
+    """Data, model, metrics file, straggler and role of this rank; UsageError on every rank if any rank fails."""
     problem, prepared = "", None
     try:
         config.validate()
@@ -54,13 +55,15 @@ def prepare(config, harness) -> Prepared:
         metrics = MetricsWriter(config.metrics, rank=harness.rank, world_size=harness.size,
                                 algorithm=config.algorithm)
         data = load_dataset(config.dataset, seed=config.seed, **config.data_options)
-        shard = partition(data.y_train, harness.size, config.partition, config.seed)[harness.rank]
+        roles = Roles(config, harness.size, harness.rank)
+        shard = roles.shard(data.y_train, config.partition, config.seed)
         straggler = Straggler(config, harness.rank, harness.size)
         test = test_indices(len(data.y_test), get_algorithm(config.algorithm).asynchronous, harness.rank,
                             harness.size)
         device = select_device(harness, config.device)
         model = build_model(config.model, data.info, hidden=config.hidden, seed=config.seed, dtype=dtype).to(device)
         prepared = Prepared(model=model, info=data.info, device=device, metrics=metrics, straggler=straggler,
+                            roles=roles,
                             train=_tensors(data.x_train[shard], data.y_train[shard], dtype, device),
                             test=_tensors(data.x_test[test], data.y_test[test], dtype, device))
     except (ValueError, OSError, RuntimeError) as error:  # UsageError is a ValueError

@@ -22,10 +22,10 @@ class Straggler:
     def after_step(self, dist, began: float) -> None:
         """Stretch the step that started at ``began`` (``time.perf_counter()``)."""
         if self.extra > 0:
-            _slow_down(dist, (time.perf_counter() - began) * self.extra)
+            slow_down(dist, (time.perf_counter() - began) * self.extra)
 
 
-def _slow_down(dist, seconds: float) -> None:
+def slow_down(dist, seconds: float) -> None:
     """A straggler's extra compute time: sleep (like a busy GPU), keeping messages moving."""
     end = time.perf_counter() + seconds
     while (left := end - time.perf_counter()) > 0:

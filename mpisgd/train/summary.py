@@ -53,6 +53,10 @@ def format_summary(summary: dict) -> str:
         f"  bytes sent per rank   {_megabytes(summary['bytes_sent'])}",
         f"  blocked in comm       {wait:.3f} s per rank ({100 * wait / wall if wall else 0:.0f}% of wall time)",
     ]
+    for rank, reason in summary.get("lost", {}).items():  # master-worker: what the servers saw
+        lines.append(f"  lost worker rank {rank} at {summary['lost_at_s'][rank]:.2f} s: {reason}")
+    if summary.get("departed"):
+        lines.append(f"  left early: rank(s) {', '.join(map(str, summary['departed']))}")
     if summary["target_accuracy"] is not None:
         reached = summary["time_to_accuracy_s"]
         when = f"{reached:.2f} s" if reached is not None else "not reached"

@@ -44,7 +44,9 @@ if mode in ("sum", "stop"):
 
         served_by = {w: [] for w in workers}
         server.serve(handle)
-        assert server.report() == {"left": workers, "lost": {}}, server.report()
+        report = server.report()
+        assert (report["left"], report["lost"], report["lost_at_s"]) == (workers, {}, {}), report
+        assert sorted(report["left_at_s"]) == workers, report
         sent = comm.gather(None, root=0)[1:]
         for worker, vectors in zip(workers, sent):
             assert len(vectors) == len(served_by[worker]) and np.array_equal(vectors, served_by[worker]), worker
