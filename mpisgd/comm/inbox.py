@@ -22,7 +22,7 @@ count that worker lost instead of failing itself.
 
 import numpy as np
 
-from .backoff import Backoff
+from .backoff import LONGEST_S, Backoff
 from .message import Framing
 from .mpi import MPI
 
@@ -103,13 +103,15 @@ class Inbox:
         self._poll()
         return self._pick(tag, source)
 
-    def receive_one(self, source: int, tag: int, *, while_waiting=None, timeout: float = None):
+    def receive_one(self, source: int, tag: int, *, while_waiting=None, timeout: float = None,
+                    longest: float = LONGEST_S):
         """Wait for one message from ``source`` with ``tag`` (time counted as blocked).
 
-        Polls, backing off while nothing arrives; ``while_waiting()`` runs
-        between polls (e.g. the outbox's progress; True when it did
-        something)."""
-        status, backoff = MPI.Status(), Backoff(timeout=timeout, what=f"receiving tag {tag} from rank {source}")
+        Polls, backing off while nothing arrives (sleeps up to ``longest``
+        seconds); ``while_waiting()`` runs between polls (e.g. the outbox's
+        progress; True when it did something)."""
+        status = MPI.Status()
+        backoff = Backoff(longest=longest, timeout=timeout, what=f"receiving tag {tag} from rank {source}")
         with self.comm.stats.blocked():
             while True:
                 self._poll()  # a receive() may have begun taking it already
