@@ -6,3 +6,5 @@ option says how many of the first ranks serve. The messaging layer they all
 use is :mod:`mpisgd.comm.service` (request/reply with ``ANY_SOURCE``, a
 deadline on every wait, a shutdown that needs no collective).
 """
+
+from . import shared  # noqa: E402,F401  (registers asyvrsc-shared)
