@@ -85,8 +85,12 @@ class AsyVRSCShared(Algorithm):
         self.comm.check_all(not problem_text, problem_text, UsageError)
         self.host = self.flat.backend.host_buffer(self.flat.params)
         self.flat.backend.to_host(self.flat.params, self.host)
-        self.window = SharedWindow(self.comm, problem.dim, initial=self.host, what=f"{self.name} (x in shared memory)")
-        self.counter = SharedWindow(self.comm, 1, np.int64, what=self.name)  # updates applied so far
+        try:
+            self.window = SharedWindow(self.comm, problem.dim, initial=self.host, what=f"{self.name} (x in shared memory)")
+            self.counter = SharedWindow(self.comm, 1, np.int64, what=self.name)  # updates applied so far
+        except UsageError:
+            self.close()  # every rank raised it (collective check): free what exists
+            raise
         rank, size = self.comm.rank, self.comm.size
         self.sampler = Sampler(problem.m, problem.n, self.schedule.A, self.seed, worker=rank)
         self.inner_shard = shard(problem.m, size, rank)
