@@ -114,8 +114,12 @@ class SharedWindow:
         self.win.Flush(0)
         return result[0]
 
-    def load(self, index: int = 0):
-        """Atomically read element ``index`` (``Fetch_and_op(NO_OP)``)."""
+    def load(self, index: int = 0, *, atomic: bool = True):
+        """Element ``index``: atomic, ``Fetch_and_op(NO_OP)``; raw, ``Win_sync`` and a plain load (an aligned
+        8-byte load sees the old or the new value on common hardware; MPI itself does not promise it)."""
+        if not atomic:
+            self.win.Sync()
+            return self.array[index]
         result = np.empty(1, dtype=self.dtype)
         self.win.Fetch_and_op(self._ignored[:1], result, 0, target_disp=index, op=MPI.NO_OP)
         self.win.Flush(0)

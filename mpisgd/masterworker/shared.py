@@ -110,7 +110,7 @@ class AsyVRSCShared(Algorithm):
         x, eta = np.empty(problem.dim), self.schedule.eta
         delays = np.empty(self.my_steps, dtype=np.int64)
         for k in range(self.my_steps):
-            seen = counter.load()
+            seen = counter.load(atomic=atomic)
             window.read(x, atomic=atomic)
             step = estimate(problem, snap, x, self.sampler.draw())
             step *= -eta  # x + (-eta v) == x - eta v (estimator.update), bit for bit
