@@ -52,7 +52,15 @@ from ..errors import UsageError
 from .backoff import Backoff
 from .mpi import MPI
 
-BARRIER_POLL_S = 1e-3  # longest sleep between polls of the fence's barrier
+POLL_S = 1e-3  # longest sleep between two polls of a request (the ranks are in step: answers come soon)
+
+
+def wait_polled(request) -> None:
+    """Complete an MPI request by polling it with back-off sleeps: MPICH's blocking calls spin on a
+    core that a peer still computing may need (more ranks than cores)."""
+    backoff = Backoff(longest=POLL_S)
+    while not request.Test():
+        backoff.idle()
 
 
 class SharedWindow:
@@ -134,9 +142,7 @@ class SharedWindow:
         """Collective: every update any rank made before is complete and visible to every rank after."""
         self.win.Flush_all()
         self.win.Sync()
-        barrier, backoff = self.comm.mpi.Ibarrier(), Backoff(longest=BARRIER_POLL_S)
-        while not barrier.Test():  # a blocking barrier would spin on a core a peer needs
-            backoff.idle()
+        wait_polled(self.comm.mpi.Ibarrier())
         self.win.Sync()
 
     def free(self) -> None:

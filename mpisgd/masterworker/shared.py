@@ -45,7 +45,7 @@ import time
 import numpy as np
 
 from ..algorithm import Algorithm, Option, non_negative, register
-from ..comm.window import SharedWindow
+from ..comm.window import SharedWindow, wait_polled
 from ..errors import UsageError
 from .estimator import Sampler, estimate, shard, snapshot
 from .sequential import Schedule
@@ -146,9 +146,10 @@ class AsyVRSCShared(Algorithm):
     def _record(self, history: list, epoch: int, delays: np.ndarray, clock) -> None:
         """Append the record of the fence just passed (collective; rank 0 evaluates the gap)."""
         elapsed = clock.pause()
-        gap = self.problem.gap(self.window.array) if self.comm.rank == 0 else None
-        shared = self.comm.allgather_object((elapsed, np.bincount(delays).tolist()))
-        gap = self.comm.bcast_object(gap)
+        shared = self.comm.allgather_object((elapsed, np.bincount(delays).tolist()))  # the ranks are in step
+        gap = np.array([self.problem.gap(self.window.array) if self.comm.rank == 0 else 0.0])
+        wait_polled(self.comm.mpi.Ibcast(gap, root=0))  # the others sleep while rank 0 evaluates
+        gap = float(gap[0])
         counts = np.zeros(max(len(c) for _, c in shared), dtype=np.int64)
         for _, part in shared:
             counts[:len(part)] += np.asarray(part, dtype=np.int64)
