@@ -75,7 +75,7 @@ def _one_run(comm, name, ranks, settings):
     from ..comm.mpi import MPI
     from ..masterworker.problems import get_problem
     from ..optimize.records import delay_summary
-    from ..optimize.solvers import build
+    from ..optimize.solvers import accepted, build
 
     inside = comm.Get_rank() < ranks
     part = comm.Split(0 if inside else MPI.UNDEFINED, comm.Get_rank())
@@ -83,10 +83,11 @@ def _one_run(comm, name, ranks, settings):
     if inside:
         problem = get_problem(settings["problem"])
         x = problem.x0.copy()
-        solver = build(name, x, problem, part, eta=settings["eta"],
-                       inner_steps=settings["inner_steps"], batch=settings["batch"], epochs=settings["epochs"],
-                       seed=0, stop_gap=settings["target_gap"], time_limit=0.0,
-                       max_delay=settings["max_delay"])
+        values = {"eta": settings["eta"], "inner_steps": settings["inner_steps"], "batch": settings["batch"],
+                  "epochs": settings["epochs"], "seed": 0, "stop_gap": settings["target_gap"],
+                  "max_delay": settings["max_delay"]}
+        taken = accepted(name)  # the sequential twin runs every epoch; only the distributed solver has tau
+        solver = build(name, x, problem, part, **{k: v for k, v in values.items() if k in taken})
         history = solver.run()
         solver.close()
         part.Free()

@@ -35,8 +35,8 @@ Example (``mpiexec -n 2 python -m mpi4py x.py``)::
     problem = get_problem("portfolio:synthetic:N=20,n=400")
     x = problem.x0
     solver = AsyVRSCShared(x, problem, comm=MPI.COMM_WORLD, eta=2e-3, epochs=10)
-    history = solver.run()                  # the same list of dicts on every rank
-    print(solver.comm.rank, history[-1]["relative_gap"], x[:3])   # x: the final iterate
+    history = solver.run()                  # the same list of Records on every rank
+    print(solver.comm.rank, history[-1].gap / history[0].gap, x[:3])   # x: the final iterate
     solver.close()
 """
 
@@ -48,7 +48,7 @@ from ..algorithm import Algorithm, Option, non_negative, register
 from ..comm.window import SharedWindow, wait_polled
 from ..errors import UsageError
 from .estimator import Sampler, estimate, shard, snapshot
-from .sequential import Schedule
+from .sequential import Record, Schedule
 
 
 @register
@@ -58,6 +58,7 @@ class AsyVRSCShared(Algorithm):
     name = "asyvrsc-shared"
     summary = "asynchronous variance-reduced compositional gradient, Hogwild on a shared-memory window [reconstructed]"
     asynchronous = True
+    composition = True  # a solver of composition problems: run by `mpisgd optimize`, not by `train`
     options = {
         "eta": Option(0.0, "step size eta; 0: the problem's tuned default", non_negative),
         "inner_steps": Option(0, "K, inner steps per epoch summed over the ranks; 0: the problem's default",
@@ -66,8 +67,9 @@ class AsyVRSCShared(Algorithm):
         "epochs": Option(30, "epochs (snapshots)", non_negative),
         "seed": Option(0, "seed of the sample streams (rank r draws from default_rng([seed, r]))"),
         "atomic": Option(False, "per-element atomic updates and reads (MPI Accumulate) instead of raw racy ones"),
-        "target_gap": Option(0.0, "stop after the first epoch whose relative gap (f - f*)/(f(x0) - f*) is at most "
-                                  "this; 0: run every epoch", non_negative),
+        "stop_gap": Option(0.0, "stop after the first epoch whose relative gap (f - f*)/(f(x0) - f*) is at most "
+                                "this; 0: run every epoch", non_negative),
+        "time_limit": Option(0.0, "stop at the first epoch end after this many seconds; 0: no limit", non_negative),
     }
 
     def __init__(self, x, problem, *, comm=None, init="broadcast", **options):
@@ -96,6 +98,9 @@ class AsyVRSCShared(Algorithm):
         self.inner_shard = shard(problem.m, size, rank)
         self.outer_shard = shard(problem.n, size, rank)
         self.my_steps = _length(shard(self.schedule.K, size, rank))
+        self.history, self.delays, self.dropped = [], [], 0  # dropped: always 0 (no update is ever discarded)
+        self.delay_counts = []  # per epoch: entry d counts the updates (all ranks) with delay d
+        self.on_record = None  # called with each Record on rank 0, outside the timed work (metrics, progress)
 
     # -- one epoch -------------------------------------------------------------
     def _sum(self, partial: np.ndarray) -> np.ndarray:
@@ -122,22 +127,25 @@ class AsyVRSCShared(Algorithm):
 
     # -- the run ---------------------------------------------------------------
     def run(self) -> list:
-        """``epochs`` epochs (or until ``target_gap``); the history, the same on every rank.
+        """``epochs`` epochs (or until ``stop_gap`` or ``time_limit``); the history, the same on every rank.
 
-        One record per epoch (and one for the start, epoch 0): ``epoch``,
-        ``steps`` (inner steps so far, all ranks), ``gap`` (f - f*),
-        ``relative_gap`` ((f - f*)/(f(x0) - f*)), ``time_s`` (wall time since
-        the start, the slowest rank's, gap evaluations not counted),
-        ``delays`` (histogram of the epoch's update delays over all ranks:
-        entry d counts updates with delay d), ``delay_mean``, ``delay_max``.
-        On return the caller's ``x`` holds the final iterate.
+        One :class:`~.sequential.Record` per epoch end (and one for the start,
+        epoch 0): ``epoch``, ``step`` (inner steps so far, all ranks), ``gap``
+        (f - f*), ``time_s`` (wall time since the start, the slowest rank's,
+        gap evaluations not counted). ``delays`` then lists every update's
+        delay (epoch by epoch, in increasing order within an epoch) and
+        ``delay_counts`` each epoch's histogram. On return the caller's ``x``
+        holds the final iterate (the solvers' interface, as
+        :class:`~.asyvrsc.AsyVRSCDistributed`).
         """
-        clock, history = _Clock(), []
+        clock, history = _Clock(), self.history
         self._record(history, 0, np.zeros(0, dtype=np.int64), clock)
         for epoch in range(1, self.schedule.epochs + 1):
             delays = self.epoch()
             self._record(history, epoch, delays, clock)
-            if history[-1]["relative_gap"] <= self.target_gap:
+            last = history[-1]
+            if (self.stop_gap > 0 and last.gap <= self.stop_gap * history[0].gap) or \
+                    (self.time_limit > 0 and last.time_s >= self.time_limit):
                 break
         np.copyto(self.host, self.window.array)
         self.flat.backend.from_host(self.host, self.flat.params)
@@ -153,14 +161,13 @@ class AsyVRSCShared(Algorithm):
         counts = np.zeros(max(len(c) for _, c in shared), dtype=np.int64)
         for _, part in shared:
             counts[:len(part)] += np.asarray(part, dtype=np.int64)
-        total = int(counts.sum())
-        first = history[0]["gap"] if history else gap
-        history.append({
-            "epoch": epoch, "steps": (history[-1]["steps"] + total) if history else 0, "gap": gap,
-            "relative_gap": gap / first if first > 0 else 0.0, "time_s": max(t for t, _ in shared),
-            "delays": counts.tolist(), "delay_mean": float(counts @ np.arange(len(counts)) / total) if total else 0.0,
-            "delay_max": len(counts) - 1 if total else 0,
-        })
+        if epoch > 0:
+            self.delay_counts.append(counts.tolist())
+            self.delays.extend(np.repeat(np.arange(len(counts)), counts).tolist())
+        steps = (history[-1].step + int(counts.sum())) if history else 0
+        history.append(Record(float(epoch), steps, gap, max(t for t, _ in shared)))
+        if self.on_record is not None and self.comm.rank == 0:
+            self.on_record(history[-1])  # metrics, progress: outside the timed work
         clock.resume()
 
     def statistics(self) -> dict:

@@ -35,6 +35,8 @@ def add_optimize_command(commands, formatter_class=argparse.ArgumentDefaultsHelp
                                                       "(asynchronous solvers)")
     add("--time-limit", type=float, default=0.0, help="stop at the first epoch end after this many seconds; 0: none")
     add("--max-delay", type=int, default=0, help="asyvrsc-distributed: delay bound tau; 0: p - 1")
+    add("--atomic", action="store_true", help="asyvrsc-shared: per-element atomic updates (MPI Accumulate) "
+                                              "instead of raw Hogwild writes")
     add("--timeout", type=float, default=120.0, help="longest wait for a peer, in seconds")
     add("--metrics", default=None, metavar="FILE", help="append JSONL metrics to this file (rank 0)")
     add("--quiet", action="store_true", help="print nothing but errors")
@@ -43,10 +45,15 @@ def add_optimize_command(commands, formatter_class=argparse.ArgumentDefaultsHelp
 
 
 def solver_values(args) -> dict:
-    """The solver options the flags give."""
-    return {"eta": args.eta, "inner_steps": args.inner_steps, "batch": args.batch, "epochs": args.epochs,
-            "seed": args.seed, "stop_gap": args.target_gap if args.stop_at_target else 0.0,
-            "time_limit": args.time_limit, "max_delay": args.max_delay, "timeout": args.timeout}
+    """The solver options the flags give (a flag left at its default is not passed, so a solver without
+    that option takes it as given; one set for a solver without it is refused by ``build``)."""
+    values = {"eta": args.eta, "inner_steps": args.inner_steps, "batch": args.batch, "epochs": args.epochs,
+              "seed": args.seed, "stop_gap": args.target_gap if args.stop_at_target else 0.0,
+              "time_limit": args.time_limit, "max_delay": args.max_delay, "timeout": args.timeout,
+              "atomic": args.atomic}
+    defaults = {"eta": 0.0, "inner_steps": 0, "batch": 0, "epochs": 30, "seed": 0, "stop_gap": 0.0,
+                "time_limit": 0.0, "max_delay": 0, "timeout": 120.0, "atomic": False}
+    return {key: value for key, value in values.items() if key in ("epochs", "seed") or value != defaults[key]}
 
 
 def optimize(args, comm) -> dict:

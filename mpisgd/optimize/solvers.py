@@ -24,6 +24,7 @@ class SequentialSolver:
 
     name = ""
     composition = True
+    accepts = ("eta", "inner_steps", "batch", "epochs", "seed")  # what a sequential twin does with the flags
 
     def __init__(self, x, problem, *, comm=None, eta=0.0, inner_steps=0, batch=0, epochs=30, seed=0,
                  stop_gap=0.0, time_limit=0.0, **ignored):
@@ -89,11 +90,22 @@ def solver_names() -> list:
 
 
 def build(name: str, x, problem, comm, **values):
-    """The solver ``name`` on ``x``, ``problem`` and ``comm``; a registered algorithm gets only the options it
-    has (``values``: eta, inner_steps, batch, epochs, seed, stop_gap, time_limit, max_delay, timeout, ...)."""
+    """The solver ``name`` on ``x``, ``problem`` and ``comm`` with the options ``values`` (eta, inner_steps,
+    batch, epochs, seed, stop_gap, time_limit, max_delay, timeout, atomic, ...); one the solver does not take
+    is a UsageError (nothing the user asked for is silently dropped)."""
+    known = accepted(name)
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        flags = ", ".join("--" + ("target-gap with --stop-at-target" if k == "stop_gap" else k.replace("_", "-"))
+                          for k in unknown)
+        raise UsageError(f"{name} does not take {flags}")
+    return get_solver(name)(x, problem, comm=comm, **values)
+
+
+def accepted(name: str) -> tuple:
+    """The option names solver ``name`` takes."""
     solver_class = get_solver(name)
-    known = getattr(solver_class, "options", None)
-    return solver_class(x, problem, comm=comm, **{k: v for k, v in values.items() if known is None or k in known})
+    return tuple(getattr(solver_class, "options", None) or solver_class.accepts)
 
 
 def get_solver(name: str):

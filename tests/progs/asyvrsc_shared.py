@@ -69,9 +69,9 @@ def sequential_part(comm):
             history = solver.run()
             solver.close()
             assert np.array_equal(x, twin.x), (spec, atomic, np.abs(x - twin.x).max())
-            assert [r["gap"] for r in history] == [r.gap for r in twin.history], (spec, atomic)
-            assert all(r["delays"] == ([problem.schedule.get("K") or 2 * problem.m] if r["epoch"] else [])
-                       for r in history), history
+            assert [r.gap for r in history] == [r.gap for r in twin.history], (spec, atomic)
+            K = problem.schedule.get("K") or 2 * problem.m
+            assert solver.delay_counts == [[K]] * 3 and solver.delays == [0] * 3 * K, solver.delay_counts
 
 
 def converge_part(comm):
@@ -79,19 +79,19 @@ def converge_part(comm):
         problem = get_problem(spec)
         for atomic in (False, True):
             x = problem.x0.copy()
-            solver = AsyVRSCShared(x, problem, comm=comm, epochs=MAX_EPOCHS, atomic=atomic, target_gap=FACTOR)
+            solver = AsyVRSCShared(x, problem, comm=comm, epochs=MAX_EPOCHS, atomic=atomic, stop_gap=FACTOR)
             history = solver.run()
             K = solver.schedule.K
             solver.close()
-            last = history[-1]
-            assert last["relative_gap"] <= FACTOR, (spec, atomic, [r["relative_gap"] for r in history])
-            assert abs(problem.gap(x) - last["gap"]) <= 1e-12 * abs(history[0]["gap"])  # x is the final iterate
+            last, relative = history[-1], [r.gap / history[0].gap for r in history]
+            assert relative[-1] <= FACTOR, (spec, atomic, relative)
+            assert abs(problem.gap(x) - last.gap) <= 1e-12 * abs(history[0].gap)  # x is the final iterate
             assert comm.allgather(history) == [history] * comm.size, "histories differ between ranks"
-            assert all(sum(r["delays"]) == K and r["steps"] == r["epoch"] * K for r in history[1:])
+            assert all(sum(c) == K for c in solver.delay_counts) and len(solver.delay_counts) == last.epoch
+            assert all(r.step == r.epoch * K for r in history) and len(solver.delays) == last.step
             if comm.rank == 0:
-                delays = np.mean([r["delay_mean"] for r in history[1:]])
-                print(f"{spec} atomic={atomic}: {last['epoch']} epochs to {last['relative_gap']:.1e}, "
-                      f"mean delay {delays:.2f}", flush=True)
+                print(f"{spec} atomic={atomic}: {last.epoch:.0f} epochs to {relative[-1]:.1e}, "
+                      f"mean delay {np.mean(solver.delays):.2f}", flush=True)
 
 
 def nodes_part(comm):
