@@ -40,7 +40,7 @@ def run_bench(*args, timeout=TIMEOUT, env=None):
     return process.returncode, stdout, stderr
 
 
-def load_report(path, returncode, stdout, stderr):
+def load_report(path, returncode, stdout, stderr, ranks=RANKS):
     assert returncode == 0, f"exit {returncode}\n{stdout[-3000:]}\n{stderr[-3000:]}"
     assert path.exists(), f"no JSON written\n{stderr[-3000:]}"
     report = json.loads(path.read_text())
@@ -48,10 +48,10 @@ def load_report(path, returncode, stdout, stderr):
     for key in ("benchmark", "command", "launched_as", "machine", "config", "results", "ratios", "goals"):
         assert key in report, key
     machine = report["machine"]
-    assert machine["ranks"] == RANKS
+    assert machine["ranks"] == ranks
     for key in ("hostname", "cpu_count", "mpi_library", "torch", "mpi4py"):
         assert machine[key], key
-    assert "mpisgd.bench" in report["command"] and f"-n {RANKS}" in report["launched_as"]
+    assert "mpisgd.bench" in report["command"] and f"-n {ranks}" in report["launched_as"]
     return report
 
 
@@ -179,6 +179,33 @@ def test_stragglers_smoke(tmp_path):
         for run in entry["runs"]:
             assert len(run["delivery_per_rank"]) == RANKS and len(run["staleness_per_rank"]) == RANKS
         assert entry["epochs"] < config["epochs"]  # the time budget, not the epochs, ended the runs
+
+
+def test_failures_smoke(tmp_path):
+    """3 ranks: easgd on ranks 0-1, the master-worker runs with server 0 and workers 1-2; rank 1 the
+    (compute) straggler, rank 2 silent from its step 8 (lost after 2 s)."""
+    path = tmp_path / "failures.json"
+    report = load_report(path, *run_bench("failures", "--quick", "--ranks", 3, "--json", path), ranks=3)
+    assert report["benchmark"] == "failures"
+    ratios = report["ratios"]
+    assert set(ratios) == {"tta_sync_over_async", "accuracy_dw_minus_plain", "accuracy_dw_minus_async"}
+    assert ratios["tta_sync_over_async"] is None or positive(ratios["tta_sync_over_async"]), ratios
+    results, config = report["results"], report["config"]
+    for key in ("accuracy_dw_minus_plain", "accuracy_dw_minus_async"):  # points: 100 x the accuracy difference
+        name = "easgd-dw-plain" if key.endswith("plain") else "easgd-async-silent"
+        expected = 100 * (results["easgd-dw"]["final_accuracy"] - results[name]["final_accuracy"])
+        assert abs(ratios[key] - expected) < 1e-9, (key, ratios[key], expected)
+    assert config["workers"] == 2 and config["slow_ranks"] == "1" and config["silent_rank"] == 2
+    assert "compute" in config["straggler_emulation"] and config["emulated_cluster"] is None
+    assert set(results) == {"easgd", "easgd-async", "easgd-dw", "easgd-dw-plain", "easgd-async-silent"}
+    for name, entry in results.items():
+        assert 0 < entry["final_accuracy"] <= 1 and positive(entry["wall_s"]), (name, entry)
+        assert entry["wall_s"] < 3 * config["time_budget"], (name, entry["wall_s"])  # no stall
+        assert entry["lost_workers"] == (1 if name in ("easgd-dw", "easgd-dw-plain", "easgd-async-silent") else 0)
+        assert len(entry["runs"]) == config["repeats"]
+    for name in ("easgd-dw", "easgd-dw-plain"):
+        assert results[name]["periods"] >= 1 and results[name]["closed_by_deadline"] >= 1, results[name]
+    assert positive(results["easgd-async"]["time_to_accuracy_s"])  # the server's mid-run evaluations
 
 
 def test_gossip_smoke(tmp_path):

@@ -34,6 +34,11 @@ def _summary(path):
     return summary if summary and summary["event"] == "summary" else None
 
 
+def _epochs(path):
+    """The run's epoch records (rank 0 writes: the server)."""
+    return [r for r in map(json.loads, path.read_text().splitlines()) if r["event"] == "epoch"]
+
+
 def assert_completed(result, summary, present, code=0):
     assert not result.timed_out, f"hung\n{result.output[-3000:]}"
     assert result.returncode == code, result.output[-3000:]
@@ -49,8 +54,10 @@ def steps_of(servers, epochs=4):
 
 @pytest.fixture(scope="module")
 def one_server_slow_worker(tmp_path_factory):
-    """servers=1; worker 3's steps take 10 times longer from its step 5 on."""
-    return train(tmp_path_factory.mktemp("slow"), "--fail", "3:slow:10@5", "--timeout", "30")
+    """servers=1; worker 3's steps take 10 times longer from its step 5 on; a target accuracy of 0.6."""
+    directory = tmp_path_factory.mktemp("slow")
+    return (*train(directory, "--fail", "3:slow:10@5", "--timeout", "30", "--target-accuracy", "0.6"),
+            directory / "m.jsonl")
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +67,7 @@ def silent_and_exiting(tmp_path_factory):
 
 
 def test_easgd_async_learns_digits_one_server(one_server_slow_worker):
-    result, summary = one_server_slow_worker
+    result, summary, _ = one_server_slow_worker
     assert_completed(result, summary, [0, 1, 2, 3])
     assert summary["final_accuracy"] > 0.8, summary
     assert summary["servers"] == 1 and summary["workers"] == 3 and summary["steps"] == steps_of(1), summary
@@ -68,9 +75,29 @@ def test_easgd_async_learns_digits_one_server(one_server_slow_worker):
     assert report["rank"] == 0 and report["exchanges"] > 0, report
 
 
+def test_server_evaluates_the_center_mid_run(one_server_slow_worker):
+    """Rank 0 (the one server) records epoch records while serving, and the time to accuracy is the wall
+    time of the first record at or above the target."""
+    result, summary, path = one_server_slow_worker
+    assert_completed(result, summary, [0, 1, 2, 3])
+    records = _epochs(path)
+    mid_run, final = records[:-1], records[-1]
+    assert len(mid_run) >= 2, records  # 4 epochs, --eval-every 1: evaluations before the end
+    assert all(r["rank"] == 0 and r["loss"] == 0.0 for r in mid_run), mid_run  # the server trains on nothing
+    walls = [r["wall_s"] for r in records]
+    assert walls == sorted(walls) and len(set(walls)) == len(walls) and walls[-1] <= summary["wall_s"], walls
+    epochs = [r["epoch"] for r in mid_run]
+    assert epochs == sorted(set(epochs)) and 1 <= epochs[0] and epochs[-1] <= 4, epochs
+    assert final["accuracy"] == summary["final_accuracy"]
+    reached = next(r["wall_s"] for r in records if r["accuracy"] >= 0.6)
+    assert summary["time_to_accuracy_s"] == reached < final["wall_s"], (summary["time_to_accuracy_s"], records)
+    assert mid_run[0]["accuracy"] < summary["final_accuracy"], records  # the center moved between evaluations
+
+
 def test_easgd_async_learns_digits_two_servers(tmp_path):
     result, summary = train(tmp_path, "--servers", "2")
     assert_completed(result, summary, [0, 1, 2, 3])
+    assert len(_epochs(tmp_path / "m.jsonl")) == 1  # two servers: rank 0 holds a slice, evaluates at the end only
     assert summary["final_accuracy"] > 0.8, summary
     assert summary["servers"] == 2 and summary["workers"] == 2 and summary["steps"] == steps_of(2), summary
     assert [r["rank"] for r in summary["server_reports"]] == [0, 1]
@@ -79,7 +106,7 @@ def test_easgd_async_learns_digits_two_servers(tmp_path):
 
 
 def test_slow_worker_is_waited_for(one_server_slow_worker):
-    result, summary = one_server_slow_worker
+    result, summary, _ = one_server_slow_worker
     assert_completed(result, summary, [0, 1, 2, 3])
     report = summary["server_reports"][0]
     assert report["left"] == WORKERS and report["lost"] == {}, report

@@ -13,7 +13,10 @@ other:
    ``divshare-slow-node``: the same with host 3 also computing 4x slower;
    ``divshare-10m``: host 3 at 10 Mbit/s + 20 ms and computing 4x slower;
 3. ``gossip``: Elastic Gossip against Gossiping SGD and all-reduce SGD;
-4. ``scaling``: time per iteration and bytes per rank against model size.
+4. ``scaling``: time per iteration and bytes per rank against model size;
+5. ``failures``: asynchronous against synchronous EASGD with host 3 at
+   100 Mbit/s + 5 ms (5 hosts: the server's one more), and dynamic
+   weighting against plain when a worker falls silent.
 
 Each writes its JSON report and its runs' metrics under ``--out`` (default
 ``runs/suite``); ``python -m mpisgd report`` draws the plots of each
@@ -55,6 +58,8 @@ EXPERIMENTS = {
     "divshare-10m": (["-m", "mpisgd.bench", "stragglers", "--network", ONE_GBIT, "--straggler", "3:10mbit,20ms"],
                      [*TRAIN, "--time-budget", "20", "--slow-factor", "4"]),
     "gossip": (["-m", "mpisgd.bench", "gossip", "--network", ONE_GBIT], TRAIN),
+    # master-worker EASGD, 5 hosts: async vs sync with host 3 a straggler; dynamic vs plain weighting, host 4 silent
+    "failures": (["-m", "mpisgd.bench", "failures", "--network", ONE_GBIT, "--straggler", f"3:{SLOW}"], []),
     "scaling": (["-m", "mpisgd.bench", "scaling", "--network", ONE_GBIT], []),
 }
 

@@ -26,6 +26,16 @@ def job_time(comm, action) -> float:
     return comm.allreduce(elapsed, op=MPI.MAX)
 
 
+def together(comm) -> None:
+    """Every rank of ``comm`` meets here; a waiting rank sleeps (a non-blocking barrier polled with a
+    back-off), so that ranks left out of a run do not spin on cores the run needs."""
+    from ..comm.backoff import Backoff
+
+    request, backoff = comm.Ibarrier(), Backoff()
+    while not request.Test():
+        backoff.idle()
+
+
 def interleave(comm, variants: dict, *, rounds: int, warmup: int = 1) -> dict:
     """Time each of ``variants`` (name -> action) ``rounds`` times, interleaved.
 

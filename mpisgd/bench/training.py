@@ -181,13 +181,15 @@ class TrainRunner:
     0's time in training steps per step, without evaluations) and the
     figures of :func:`split_timeline`; needs ``metrics_dir`` on rank 0.
     ``throttle``: a function that returns this rank's throttle for one run
-    (``mpisgd.train.run(..., throttle=...)``), or None.
+    (``mpisgd.train.run(..., throttle=...)``), or None. ``extra``: a function
+    ``summary -> dict`` of more figures (numbers or None) to keep, or None.
     """
 
     def __init__(self, comm, name: str, make_config, label: str, metrics_dir=None, *, timeline_every=None,
-                 throttle=None):
+                 throttle=None, extra=None):
         self.comm, self.name, self.make_config, self.label = comm, name, make_config, label
         self.metrics_dir, self.timeline_every, self.throttle = metrics_dir, timeline_every, throttle
+        self.extra = extra
         self.runs = []
 
     def warm_up(self, epochs: int) -> None:
@@ -204,6 +206,8 @@ class TrainRunner:
             config = dataclasses.replace(config, log_every=self.timeline_every)
         summary = train(config, comm=self.comm, throttle=self.throttle() if self.throttle else None)
         figures = figures_of(summary)
+        if self.extra:
+            figures.update(self.extra(summary))
         if self.timeline_every:
             timeline = split_timeline(path, config.target_accuracy) if self.comm.Get_rank() == 0 else None
             timeline = self.comm.bcast(timeline, root=0)  # rank 0's timeline, the same figures everywhere

@@ -23,6 +23,8 @@
   :meth:`serve` returned (default: that slice of its own parameters; an
   algorithm that keeps the center elsewhere overrides it). The training
   harness assembles the slices into the model every rank evaluates.
+  Mid-run, :meth:`current_slice` and :meth:`worker_steps` (None by default)
+  let the harness evaluate a single server's model while it serves.
 - **Failures** (tests, benchmarks): a worker process the MPI library reports
   dead is lost at once (:class:`~mpisgd.comm.failed.FailureDetector`);
   :meth:`silence` cuts a worker off (``self.silent``: it sends nothing any
@@ -117,15 +119,30 @@ class MasterWorkerAlgorithm(Algorithm):
         self.flat.backend.from_host(self.host, self.flat.params)
 
     # -- running ---------------------------------------------------------------
-    def serve(self) -> None:
-        """A server rank's whole run: answer workers until every one has left or is lost."""
+    def serve(self, *, between=None) -> None:
+        """A server rank's whole run: answer workers until every one has left or is lost.
+
+        ``between()`` (optional; True if it did something) runs after each poll, beside :meth:`idle`:
+        the caller's own work while serving, e.g. the training harness's mid-run evaluation of the
+        center. Its time is the server's: no message is answered while it runs."""
         if not self.is_server:
             raise UsageError(f"rank {self.comm.rank} is a worker; only ranks 0..{self.servers - 1} serve")
-        self.endpoint.serve(self.handle, idle=self.idle)
+        idle = self.idle if between is None else (lambda: self.idle() | bool(between()))
+        self.endpoint.serve(self.handle, idle=idle)
 
     def handle(self, message) -> None:
         """A server's answer to one worker message (subclasses)."""
         raise NotImplementedError
+
+    def current_slice(self):
+        """While serving: a server's part of the model as it stands now (host array of ``slice_of(rank)``'s
+        length), or None when the algorithm has none to show mid-run (default)."""
+        return None
+
+    def worker_steps(self):
+        """While serving: about how many local steps each worker has taken so far, as this server can tell
+        from what it received (an estimate), or None when it cannot tell (default)."""
+        return None
 
     def idle(self) -> bool:
         """Called by a serving rank after each poll (e.g. a deadline of the algorithm's); True if it acted."""

@@ -70,9 +70,9 @@ class CenterVariable(MasterWorkerAlgorithm):
         super().finish()
 
     # -- server ----------------------------------------------------------------
-    def serve(self) -> None:
+    def serve(self, *, between=None) -> None:
         """Answer workers until every one has left or is lost; then this rank's parameters hold the whole center."""
-        super().serve()
+        super().serve(between=between)
         host = self.model_to_host()
         if self.servers == 1:
             host[...] = self.center
@@ -80,6 +80,13 @@ class CenterVariable(MasterWorkerAlgorithm):
             counts = [len(range(self.flat.numel)[self.slice_of(s)]) for s in self.server_ranks]
             self.group.mpi.Allgatherv(self.center, [host, counts])
         self.host_to_model()
+
+    def current_slice(self) -> np.ndarray:
+        return self.center
+
+    def worker_steps(self) -> float:
+        """Each contribution applied is ``period`` local steps of one worker: exchanges * tau / p."""
+        return self.exchanges * self.period / self.workers
 
     def farewell(self, worker: int):
         return self.center

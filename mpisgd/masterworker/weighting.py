@@ -176,6 +176,10 @@ class DynamicWeighting(CenterVariable):
         self.period_index, self.fresh, self.held, self.opened = k + 1, set(), [], None
         return True
 
+    def worker_steps(self) -> float:
+        """Every closed period is ``period`` local steps of each worker that kept up."""
+        return self.period_index * self.period
+
     def statistics(self) -> dict:
         """Adds ``resets`` (times reset to the center) and, on a server, ``periods``, ``closed_by_deadline``
         and ``late`` (reports that arrived after their period was closed)."""

@@ -8,8 +8,9 @@ of local steps (:mod:`.step`), each stretched on a straggler rank
 the ``--time-budget`` (:mod:`.budget`). The final evaluation, after
 ``finish()`` (asynchronous algorithms: exit protocol and one average), is
 the common model's. Master-worker algorithms: the server ranks serve instead
-of training, and the end of the run is that of the ranks still there
-(:mod:`.roles`); ``--fail`` makes workers fail on purpose (:mod:`.failures`).
+of training (rank 0 evaluating the center mid-run, :mod:`.serving`), and the
+end of the run is that of the ranks still there (:mod:`.roles`); ``--fail``
+makes workers fail on purpose (:mod:`.failures`).
 """
 
 import logging
@@ -21,6 +22,7 @@ from ..comm import Communicator
 from .budget import TimeBudget
 from .evaluate import Evaluator
 from .records import Records
+from .serving import CenterEvaluation, final_epoch
 from .prepare import distributed_optimizer, prepare
 from .step import LocalStep, ShardSampler, steps_per_epoch
 from .summary import summarize
@@ -68,9 +70,10 @@ class Trainer:
     def train(self) -> dict:
         config, evaluated_final = self.config, False
         if self.roles.serves:  # a master-worker server: answer the workers, then the end of the run
-            self.dist.algorithm.serve()
+            self.dist.algorithm.serve(between=CenterEvaluation.of(self))  # rank 0: evaluations mid-run
+            epoch = final_epoch(self)
             self.finish()
-            self.evaluate_epoch(config.epochs, 0.0, 0, final=True)
+            self.evaluate_epoch(epoch, 0.0, 0, final=True)
             return self.close()
         for epoch in range(1, config.epochs + 1):
             loss_sum, taken, stopping = self.train_epoch(epoch)

@@ -43,6 +43,11 @@ class Records:
             self.metrics.record("step", step=step, epoch=epoch, wall_s=clock.elapsed(), loss=loss,
                                 **comm_fields(dist))
 
+    def advance_to(self, step: int) -> None:
+        """Move the progress bar to ``step`` (a serving rank, which takes no steps of its own)."""
+        if self.bar and step > self.bar.n:
+            self.bar.update(step - self.bar.n)
+
     def epoch(self, dist, record: dict, *, show: bool = True) -> None:
         self.metrics.record("epoch", **record, **comm_fields(dist))
         if show:
