@@ -25,12 +25,13 @@ asyvrsc-shared is not registered) and ``csvrg_over_distributed_1_worker``
 """
 
 import statistics
+from pathlib import Path
 
 import numpy as np
 
-from ..comm.backoff import Backoff
 from ..errors import UsageError
 from . import report
+from .timing import together
 
 SUMMARY = "AsyVRSC-Distributed/Shared with 1..4 workers against sequential compositional SVRG: time to gap 1e-8"
 GOALS = {}  # the goal (speedup_distributed_2_workers >= 1.8) is stated in config and docs/benchmarks.md
@@ -48,6 +49,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--target-gap", type=float, default=1e-8, help="relative gap to reach (default 1e-8)")
     parser.add_argument("--max-delay", type=int, default=0, help="asyvrsc-distributed's delay bound tau "
                                                                   "(default 0: p - 1)")
+    parser.add_argument("--metrics-dir", default=None, help="write each variant's first run's gap records "
+                                                             "(optimize's JSONL, for `mpisgd report`) here")
     parser.add_argument("--max-workers", type=int, default=4, help="largest worker count (default 4; at most "
                                                                      "ranks - 1)")
 
@@ -55,7 +58,8 @@ def add_arguments(parser) -> None:
 def resolve_settings(args) -> dict:
     base = QUICK if args.quick else DEFAULTS
     settings = {key: getattr(args, key) if getattr(args, key) is not None else base[key] for key in DEFAULTS}
-    settings.update(target_gap=args.target_gap, max_workers=args.max_workers, max_delay=args.max_delay)
+    settings.update(target_gap=args.target_gap, max_workers=args.max_workers, max_delay=args.max_delay,
+                    metrics_dir=args.metrics_dir)
     if settings["repeats"] < 1 or settings["epochs"] < 1 or settings["max_workers"] < 1 or args.max_delay < 0:
         raise UsageError("--repeats, --epochs and --max-workers must be at least 1, --max-delay at least 0")
     if not 0 < settings["target_gap"] < 1:
@@ -63,15 +67,20 @@ def resolve_settings(args) -> dict:
     return settings
 
 
-def _together(comm) -> None:
-    """Every rank meets here; a waiting rank sleeps (non-blocking barrier polled with a back-off)."""
-    request, backoff = comm.Ibarrier(), Backoff()
-    while not request.Test():
-        backoff.idle()
+def _write_metrics(path, name, problem, solver, settings) -> None:
+    """The run's records as ``mpisgd optimize --metrics`` writes them (rank 0 of the run)."""
+    from types import SimpleNamespace
+
+    from ..optimize.records import Records
+
+    args = SimpleNamespace(metrics=str(path), algorithm=name, quiet=True, progress=False,
+                           problem=settings["problem"], epochs=settings["epochs"], target_gap=settings["target_gap"])
+    Records(args, problem, rank=0, world_size=1).summary(solver)
 
 
-def _one_run(comm, name, ranks, settings):
-    """Solver ``name`` on world ranks 0..ranks-1 (the others wait); the figures on rank 0, else None."""
+def _one_run(comm, name, ranks, settings, metrics=None):
+    """Solver ``name`` on world ranks 0..ranks-1 (the others wait); the figures on rank 0, else None.
+    ``metrics``: a JSONL path for this run's records (written by rank 0)."""
     from ..comm.mpi import MPI
     from ..masterworker.problems import get_problem
     from ..optimize.records import delay_summary
@@ -89,6 +98,8 @@ def _one_run(comm, name, ranks, settings):
         taken = accepted(name)  # the sequential twin runs every epoch; only the distributed solver has tau
         solver = build(name, x, problem, part, **{k: v for k, v in values.items() if k in taken})
         history = solver.run()
+        if metrics is not None and comm.Get_rank() == 0:
+            _write_metrics(metrics, name, problem, solver, settings)
         solver.close()
         part.Free()
         first = history[0].gap
@@ -98,7 +109,7 @@ def _one_run(comm, name, ranks, settings):
                   "final_relative_gap": history[-1].gap / first, "updates": history[-1].step,
                   "delays": delay_summary(solver.delays), "dropped": solver.dropped,
                   "schedule": {"eta": solver.schedule.eta, "K": solver.schedule.K, "A": solver.schedule.A}}
-    _together(comm)
+    together(comm)
     return result
 
 
@@ -131,7 +142,11 @@ def run(comm, args):
     for repeat in range(settings["repeats"]):
         for label, name, ranks in (variants if repeat % 2 == 0 else variants[::-1]):
             report.progress(comm, f"asyvrsc: {label} (repeat {repeat + 1}/{settings['repeats']})")
-            outcome = _one_run(comm, name, ranks, settings)
+            metrics = None
+            if settings["metrics_dir"] and repeat == 0:
+                metrics = Path(settings["metrics_dir"]) / f"{label}-0.jsonl"
+                metrics.parent.mkdir(parents=True, exist_ok=True)
+            outcome = _one_run(comm, name, ranks, settings, metrics)
             if comm.Get_rank() == 0:
                 runs[label].append(outcome)
     results = {label: _median(outcome) for label, outcome in runs.items()} if comm.Get_rank() == 0 else {}

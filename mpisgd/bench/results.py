@@ -27,6 +27,9 @@ CLAIMS = {
                             2.0, "at least")],
     "divshare-10m": [("the same with a much slower straggler (10 Mbit/s + 20 ms, 4x slower steps)",
                       "tta_adpsgd_over_divshare", 2.0, "at least")],
+    "asyvrsc": [("AsyVRSC-Distributed with 2 workers reaches the relative gap 1e-8 at least 1.8x sooner than with "
+                 "1 (paper: linear speedup under bounded delays)", "speedup_distributed_2_workers", 1.8, "at least"),
+                ("AsyVRSC-Shared with 2 ranks the same", "speedup_shared_2_workers", 1.8, "at least")],
     "failures": [("asynchronous EASGD reaches the target accuracy at least 1.5x sooner than synchronous EASGD "
                   "with one straggler host (100 Mbit/s + 5 ms)", "tta_sync_over_async", 1.5, "at least"),
                  ("with a worker fallen silent, dynamic weighting ends with a more accurate center than plain "
@@ -148,6 +151,24 @@ def _scaling_section(report: dict) -> list:
                    *(f"{a} bytes/step/rank" for a in algorithms)], rows)
 
 
+def _asyvrsc_section(report: dict) -> list:
+    config, results = report["config"], report["results"]
+    size = config.get("problem_size", {})
+    lines = [f"Problem `{config.get('problem')}` (N = {size.get('N')}, m = n = {size.get('m')}), eta "
+             f"{config.get('eta')}, K {config.get('inner_steps')}, A {config.get('batch')}; {config.get('repeats')} "
+             f"interleaved runs per variant (medians). `distributed-W`: a master and W workers (W + 1 processes "
+             f"on {report.get('machine', {}).get('cpu_count', '?')} cores); `shared-W`: W ranks sharing x.", ""]
+    rows = []
+    for label, r in results.items():
+        d = r.get("delays") or {}
+        rows.append([label, _fmt(r.get("time_to_gap_s"), 1, 3, " s"), _fmt(r.get("epochs_to_gap"), 1, 3),
+                     _fmt(d.get("mean"), 1, 3, missing="-"), _fmt(d.get("p95"), 1, 3, missing="-"),
+                     _fmt(d.get("max"), 1, 3, missing="-"), r.get("dropped", 0)])
+    lines += _table(["variant", "time to 1e-8", "epochs", "delay mean", "delay p95", "delay max", "dropped"], rows)
+    ratios = ", ".join(f"`{k}` {_fmt(v, 1, 3, missing='n/a')}" for k, v in report["ratios"].items())
+    return lines + ["", f"Ratios: {ratios}."]
+
+
 TITLES = {
     "check": "0. The emulation: Allreduce against its bandwidth bound",
     "cocod-1g": "1a. CoCoD-SGD against sync and Local SGD, 1 Gbit/s + 1 ms",
@@ -160,6 +181,7 @@ TITLES = {
     "scaling": "4. Cost against model size (1 Gbit/s + 1 ms)",
     "failures": "5. Master-worker EASGD: async against sync with a straggler host, dynamic weighting against "
                 "plain with a silent worker",
+    "asyvrsc": "6. AsyVRSC: time to a relative gap of 1e-8 against the number of workers (one machine, no emulation)",
 }
 
 
@@ -183,6 +205,9 @@ def write_results(out: Path, doc: Path, log: dict) -> None:
                   f"{entry.get('seconds', 0):.0f} s; report: [results/{name}.json](results/{name}.json))", ""]
         if name == "check":
             lines += _check_section(report)
+        elif name == "asyvrsc":
+            lines += _asyvrsc_section(report)
+            lines += ["", *(_verdict(*claim, report) for claim in CLAIMS.get(name, []))]
         else:
             machine = machine or report.get("machine")
             lines += [_emulation_line(report), ""]

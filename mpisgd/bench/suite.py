@@ -16,7 +16,9 @@ other:
 4. ``scaling``: time per iteration and bytes per rank against model size;
 5. ``failures``: asynchronous against synchronous EASGD with host 3 at
    100 Mbit/s + 5 ms (5 hosts: the server's one more), and dynamic
-   weighting against plain when a worker falls silent.
+   weighting against plain when a worker falls silent;
+6. ``asyvrsc``: AsyVRSC-Distributed and -Shared against their sequential
+   twin, 1 to 4 workers (one machine, no emulated links).
 
 Each writes its JSON report and its runs' metrics under ``--out`` (default
 ``runs/suite``); ``python -m mpisgd report`` draws the plots of each
@@ -60,6 +62,8 @@ EXPERIMENTS = {
     "gossip": (["-m", "mpisgd.bench", "gossip", "--network", ONE_GBIT], TRAIN),
     # master-worker EASGD, 5 hosts: async vs sync with host 3 a straggler; dynamic vs plain weighting, host 4 silent
     "failures": (["-m", "mpisgd.bench", "failures", "--network", ONE_GBIT, "--straggler", f"3:{SLOW}"], []),
+    # one machine, no emulated links: a master and 1..4 workers, or 1..4 ranks sharing x
+    "asyvrsc": (["-m", "mpisgd.bench", "asyvrsc", "--ranks", "5"], []),
     "scaling": (["-m", "mpisgd.bench", "scaling", "--network", ONE_GBIT], []),
 }
 
