@@ -9,6 +9,5 @@ deadline on every wait, a shutdown that needs no collective).
 
 from .asyvrsc import AsyVRSCDistributed  # noqa: F401  (registers asyvrsc-distributed)
 from .easgd import AsyncElasticAveraging, ElasticMomentum  # noqa: F401
+from .shared import AsyVRSCShared  # noqa: F401  (registers asyvrsc-shared)
 from .weighting import DynamicWeighting  # noqa: F401
-
-from . import shared  # noqa: E402,F401  (registers asyvrsc-shared)
