@@ -15,6 +15,10 @@ def test_one_worker_equals_sequential_svrg_bit_for_bit_and_the_mutation_fails():
     assert_ok(run_prog(2, "asyvrsc.py", "oracle", timeout=60))
 
 
+def test_torch_vector_and_torch_problem_give_the_numpy_run():
+    assert_ok(run_prog(2, "asyvrsc.py", "torch", timeout=90))
+
+
 @pytest.mark.parametrize("spec,epochs", [("portfolio:pricing", 10), ("portfolio:crspday", 14)])
 def test_linear_convergence_with_two_workers_and_bounded_delays(spec, epochs):
     assert_ok(run_prog(3, "asyvrsc.py", "converge", spec, str(epochs), timeout=90))
