@@ -161,6 +161,7 @@ class ElasticMomentum(AsyncElasticAveraging):
                                        "optimizer must be plain SGD, no momentum)", fraction),
     }
     worker_state = ("velocity", "iterate")
+    wraps_plain_sgd = True  # the harness refuses a local optimizer with momentum of its own (or AdaHessian)
 
     def __init__(self, flat, *, comm=None, init="broadcast", **options):
         super().__init__(flat, comm=comm, init=init, **options)

@@ -168,6 +168,12 @@ class TrainConfig:
                 condition, needed = meta["needs"]
                 if not condition(self):
                     raise UsageError(f"{flag} needs {needed}")
+        from ..algorithm import ALGORITHMS
+
+        plain = getattr(ALGORITHMS.get(self.algorithm), "wraps_plain_sgd", False)
+        if plain and (self.local_optimizer != "sgd" or self.momentum != 0):
+            raise UsageError(f"{self.algorithm} carries its own momentum around a plain SGD step: run it with "
+                             "--momentum 0 and --local-optimizer sgd (its momentum is --local-momentum)")
 
     def slow_rank_list(self) -> list:
         return rank_list(self.slow_ranks)
