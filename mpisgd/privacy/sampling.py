@@ -10,6 +10,7 @@ by the *expected* global batch size ``q N`` (:func:`mpisgd.privacy.noise.dp_rele
 Which samples are drawn must stay secret too, so the generator comes from
 the operating system's entropy unless one is passed (tests).
 
+    >>> import numpy
     >>> sampler = PoissonSampler(1000, 0.04, rng=numpy.random.default_rng(0))
     >>> batch = sampler.next()                  # int64 indices into the shard, sorted
     >>> sampler.expected_size
