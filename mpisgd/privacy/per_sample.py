@@ -19,11 +19,16 @@ sample draws its own mask: ``randomness="different"``).
 
 Example::
 
+    import torch
+    from mpisgd.privacy.clipping import weight_rule
+    from mpisgd.privacy.per_sample import PerSampleGradients
+
     model = torch.nn.Linear(4, 3).double()
+    x, y = torch.randn(8, 4, dtype=torch.float64), torch.randint(0, 3, (8,))
     grads = PerSampleGradients(model, torch.nn.functional.cross_entropy, max_batch=64)
     every = grads.per_sample(x, y)                       # (B, 15)
     total = grads.weighted_sum(x, y, weight_rule("psac", clip=1.0))
-    total.sum, total.norms, total.losses                 # (15,), (B,), (B,)
+    print(every.shape, total.sum.shape, total.norms.shape, total.losses.shape)   # (8, 15), (15,), (8,), (8,)
 """
 
 from typing import NamedTuple
