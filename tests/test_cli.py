@@ -109,7 +109,7 @@ def test_flags_and_defaults_come_from_train_config():
     ({"epochs": 0}, "--epochs must be at least 1, got 0"),
     ({"momentum": 1.0}, "--momentum must be in [0, 1), got 1.0"),
     ({"dtype": "float16"}, "--dtype must be float32 or float64, got float16"),
-    ({"model": "resnet"}, "--model must be logreg, mlp, cnn or mf, got resnet"),
+    ({"model": "resnet"}, "--model must be logreg, mlp, cnn, cnn-bn or mf, got resnet"),
     ({"time_budget": 0.0}, "--time-budget must be positive, got 0.0"),
     ({"target_accuracy": 1.5}, "--target-accuracy must be in (0, 1], got 1.5"),
     ({"nesterov": True, "momentum": 0.0}, "--nesterov needs --momentum > 0"),

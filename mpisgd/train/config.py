@@ -21,6 +21,9 @@ from .partition import parse_partition
 
 STRAGGLERS = "stragglers and failures (experiments)"
 OUTPUT = "output"
+PRIVACY = "differential privacy (docs/privacy.md)"
+DP_RULES = ["off", "dpsgd", "nsgd", "autos", "psac"]
+ACCOUNTANTS = ["rdp", "pld", "rdp-dpa"]  # mpisgd.privacy.accountant.KINDS, without importing it
 
 
 def setting(default, help: str, *, check=None, choices=None, needs=None, group=None, keys=None, factory=None):
@@ -57,6 +60,13 @@ def below_one(value):
 
 def up_to_one(value):
     return None if 0 < value <= 1 else "must be in (0, 1]"
+
+
+def open_unit(value):
+    return None if 0 < value < 1 else "must be in (0, 1)"
+
+
+PRIVATE = (lambda c: c.dp != "off", "--dp RULE")  # the ``needs`` of the DP settings
 
 
 def rank_list(text: str) -> list:
@@ -136,6 +146,33 @@ class TrainConfig:
     fail: str = setting("", "make worker ranks fail (master-worker algorithms): RANK:KIND@STEP[,...] with KIND "
                         "slow:FACTOR, silent, exit or kill, at the rank's local step STEP (docs/failures.md)",
                         check=_parsed(parse_failures), group=STRAGGLERS)
+    dp: str = setting("off", "differentially private training with this per-sample clipping rule: dpsgd "
+                      "(constant clipping), nsgd, autos (Auto-S) or psac (DP-PSAC)", choices=DP_RULES, group=PRIVACY)
+    dp_clip: float = setting(1.0, "per-sample sensitivity C: every weighted per-sample gradient has norm <= C",
+                             check=positive, needs=PRIVATE, group=PRIVACY)
+    dp_r: Optional[float] = setting(None, "the rule's regularizer r (Auto-S: gamma); default 0.01, dpsgd takes none",
+                                    check=positive, needs=PRIVATE, group=PRIVACY)
+    dp_noise: Optional[float] = setting(None, "noise multiplier sigma: noise std sigma*C per update (give this or "
+                                        "--dp-epsilon)", check=positive, needs=PRIVATE, group=PRIVACY)
+    dp_epsilon: Optional[float] = setting(None, "privacy budget: the noise is chosen so that the planned steps "
+                                          "spend at most this epsilon, and the run stops before exceeding it",
+                                          check=positive, needs=PRIVATE, group=PRIVACY)
+    dp_delta: float = setting(1e-5, "delta of the (epsilon, delta) guarantee; must be below 1/n", check=open_unit,
+                              needs=PRIVATE, group=PRIVACY)
+    accountant: str = setting("rdp", "rdp: Opacus's RDP analysis; pld: dp-accounting's privacy loss "
+                              "distributions (tighter, slower); rdp-dpa: dp-accounting's RDP",
+                              choices=ACCOUNTANTS, needs=PRIVATE, group=PRIVACY)
+    dp_sampling: str = setting("poisson", "poisson: each sample joins a batch with probability q (what the "
+                               "accountant assumes); shuffle: fixed-size shuffled batches (weaker: the "
+                               "accounting is then a heuristic)", choices=["poisson", "shuffle"],
+                               needs=PRIVATE, group=PRIVACY)
+    dp_placement: str = setting("split", "central noise of sync: split (each rank adds N(0, (sigma C)^2/p)) or "
+                                "one (rank 0 adds it all); the other algorithms noise every node",
+                                choices=["split", "one"], needs=PRIVATE, group=PRIVACY)
+    dp_virtual_batch: int = setting(256, "most samples per per-sample-gradient pass (bounds memory)",
+                                    check=at_least(1), needs=PRIVATE, group=PRIVACY)
+    dp_seed: Optional[int] = setting(None, "seed the DP noise and sampling (tests only: NOT private; warns, "
+                                     "and is recorded)", needs=PRIVATE, group=PRIVACY)
     metrics: Optional[str] = setting(None, "append JSONL metrics to this file (rank 0)", group=OUTPUT)
     eval_every: int = setting(1, "evaluate every N epochs", check=at_least(1), group=OUTPUT)
     log_every: int = setting(0, "record a step event every N steps (0: off)", check=non_negative, group=OUTPUT)
@@ -170,6 +207,10 @@ class TrainConfig:
                     raise UsageError(f"{flag} needs {needed}")
         from ..algorithm import ALGORITHMS
 
+        if self.dp != "off":
+            from .privacy import check_privacy
+
+            check_privacy(self, ALGORITHMS.get(self.algorithm))
         plain = getattr(ALGORITHMS.get(self.algorithm), "wraps_plain_sgd", False)
         if plain and (self.local_optimizer != "sgd" or self.momentum != 0):
             raise UsageError(f"{self.algorithm} carries its own momentum around a plain SGD step: run it with "

@@ -24,6 +24,7 @@ from .evaluate import Evaluator
 from .records import Records
 from .serving import CenterEvaluation, final_epoch
 from .prepare import distributed_optimizer, prepare
+from .private_step import PrivateStep
 from .step import LocalStep, ShardSampler, steps_per_epoch
 from .summary import summarize
 
@@ -58,7 +59,12 @@ class Trainer:
                  s.device, n_shard, self.dist.flat.numel, harness.thread_level)
         self.steps_per_epoch = steps_per_epoch(s.info.n_train, s.roles.trainers, config.batch_size)
         sampler = ShardSampler(n_shard, config.batch_size, seed=config.seed * 100003 + harness.rank)
-        self.local_step = LocalStep(s.model, self.dist, s.info.task, s.train, sampler)
+        self.privacy = s.privacy
+        if s.privacy is None:
+            self.local_step = LocalStep(s.model, self.dist, s.info.task, s.train, sampler)
+        else:  # --dp: Poisson batches, per-sample weighted gradients, noise (docs/privacy.md)
+            self.local_step = PrivateStep(s.model, self.dist, s.info.task, s.train, s.privacy, ranks=harness.size,
+                                          rank=harness.rank)
         self.evaluate = Evaluator(s.model, s.info.task, s.test, harness)
         self.records = Records(config, s.metrics, harness.rank, config.epochs * self.steps_per_epoch)
         self.records.start(config=config.public(), n_train=s.info.n_train, n_test=s.info.n_test,
@@ -100,6 +106,9 @@ class Trainer:
         for _ in range(self.steps_per_epoch):
             if self.asynchronous and self.budget.spent():
                 return loss_sum, taken, True  # each asynchronous rank stops on its own; finish() gathers them
+            if self.privacy is not None and not self.privacy.ledger.allows(self.step + 1):
+                self.records.say(self.privacy.stop_message(self.step))  # the same step on every rank but async
+                return loss_sum, taken, True
             began = time.perf_counter()
             loss = self.local_step()
             self.step, taken, loss_sum = self.step + 1, taken + 1, loss_sum + loss
@@ -125,6 +134,8 @@ class Trainer:
         self.last, over = self.evaluate(epoch=epoch, step=self.step, clock=self.budget, train_loss=loss_sum,
                                         batches=taken, flag=over,
                                         collective=final or not self.asynchronous)  # async: no mid-run waits
+        if self.privacy is not None and self.harness.rank == 0:  # the ε of rank 0's steps so far
+            self.last["epsilon_spent"] = self.privacy.ledger.epsilon(self.last["step"])
         target = self.config.target_accuracy
         if self.reached_at is None and target is not None and self.last["accuracy"] >= target:
             self.reached_at = self.last["wall_s"]
@@ -135,6 +146,10 @@ class Trainer:
         stats = self.ending.comm.allgather_object(self.dist.statistics())
         summary = summarize(self.config, self.harness.size, self.last, self.budget.elapsed(), self.reached_at, stats)
         summary.update(self.ending.summary(stats, self.steps_per_epoch))
+        if self.privacy is not None:  # ε of the most steps any trainer took, computed once (rank 0)
+            most = max(s["steps"] for s in stats)
+            spent = self.ending.comm.bcast_object(self.privacy.ledger.epsilon(most) if self.harness.rank == 0 else None)
+            summary.update(self.privacy.summary_fields(spent))
         self.records.summary(summary)
         self.dist.close()
         self.ending.close()

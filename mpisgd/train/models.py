@@ -1,4 +1,4 @@
-"""Small models for the default runs: logistic regression, MLP, CNN, matrix factorization.
+"""Small models for the default runs: logistic regression, MLP, CNN (also with BatchNorm), matrix factorization.
 
 Each builder takes the dataset's :class:`~mpisgd.train.data.DatasetInfo` and
 returns a ``torch.nn.Module``. Classification models map a batch of
@@ -52,18 +52,26 @@ def mlp(info, hidden: int):
                          nn.Linear(hidden, classes))
 
 
-def cnn(info, hidden: int):
-    features, classes = _classifier_input(info, "cnn")
+def cnn(info, hidden: int, *, batch_norm: bool = False, name: str = "cnn"):
+    """Two 3x3 convolutions (16, 32 channels) with max pooling, then two linear layers; ``batch_norm``:
+    a BatchNorm2d after each convolution (``cnn-bn``; it mixes the samples of a batch, so ``--dp``
+    refuses it)."""
+    features, classes = _classifier_input(info, name)
     if info.image_shape is None:
-        raise UsageError(f"model 'cnn' needs image data; dataset {info.name!r} has none (try digits)")
+        raise UsageError(f"model {name!r} needs image data; dataset {info.name!r} has none (try digits)")
     channels, height, width = info.image_shape
     pooled = math.ceil(height / 4) * math.ceil(width / 4)
-    return nn.Sequential(
-        nn.Unflatten(1, info.image_shape),
-        nn.Conv2d(channels, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True),
-        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True),
-        nn.Flatten(), nn.Linear(32 * pooled, hidden), nn.ReLU(), nn.Linear(hidden, classes),
-    )
+
+    def block(inputs, outputs):
+        norm = [nn.BatchNorm2d(outputs)] if batch_norm else []
+        return [nn.Conv2d(inputs, outputs, 3, padding=1), *norm, nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True)]
+
+    return nn.Sequential(nn.Unflatten(1, info.image_shape), *block(channels, 16), *block(16, 32),
+                         nn.Flatten(), nn.Linear(32 * pooled, hidden), nn.ReLU(), nn.Linear(hidden, classes))
+
+
+def cnn_bn(info, hidden: int):
+    return cnn(info, hidden, batch_norm=True, name="cnn-bn")
 
 
 def mf(info, hidden: int):
@@ -72,7 +80,7 @@ def mf(info, hidden: int):
     return MatrixFactorization(info.n_users, info.n_items, hidden, info.mean_rating)
 
 
-MODELS = {"logreg": logreg, "mlp": mlp, "cnn": cnn, "mf": mf}
+MODELS = {"logreg": logreg, "mlp": mlp, "cnn": cnn, "cnn-bn": cnn_bn, "mf": mf}
 
 
 def build_model(name: str, info, *, hidden: int = 64, seed: int = 0, dtype=torch.float32):

@@ -20,7 +20,9 @@ from .data import load_dataset
 from .evaluate import test_indices
 from .metrics import MetricsWriter
 from .models import build_model
+from .privacy import PrivateRun
 from .roles import Roles
+from .step import steps_per_epoch
 from .straggler import Straggler
 
 
@@ -36,6 +38,7 @@ class Prepared:
     metrics: MetricsWriter
     straggler: Straggler
     roles: Roles  # servers and workers (master-worker), this rank's injected failure
+    privacy: object = None  # a PrivateRun with --dp (noise resolved), else None
 
 
 def _tensors(x, y, dtype, device):
@@ -62,13 +65,20 @@ def prepare(config, harness) -> Prepared:
                             harness.size)
         device = select_device(harness, config.device)
         model = build_model(config.model, data.info, hidden=config.hidden, seed=config.seed, dtype=dtype).to(device)
+        privacy = None
+        if config.dp != "off":
+            planned = config.epochs * steps_per_epoch(data.info.n_train, roles.trainers, config.batch_size)
+            privacy = PrivateRun.of(config, get_algorithm(config.algorithm), model, data.info.n_train,
+                                    roles.trainers, planned)
         prepared = Prepared(model=model, info=data.info, device=device, metrics=metrics, straggler=straggler,
-                            roles=roles,
+                            roles=roles, privacy=privacy,
                             train=_tensors(data.x_train[shard], data.y_train[shard], dtype, device),
                             test=_tensors(data.x_test[test], data.y_test[test], dtype, device))
     except (ValueError, OSError, RuntimeError) as error:  # UsageError is a ValueError
         problem = str(error)
     harness.check_all(not problem, problem, UsageError)
+    if prepared.privacy is not None:
+        prepared.privacy.resolve(harness)  # a budget's noise: planned on rank 0
     return prepared
 
 

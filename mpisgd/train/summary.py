@@ -34,6 +34,8 @@ def summarize(config, world_size, last, wall, reached_at, stats) -> dict:
 
 def format_epoch(record: dict, epochs: int) -> str:
     extra = f"  rmse {record['rmse']:.4f}" if "rmse" in record else ""
+    if "epsilon_spent" in record:
+        extra += f"  epsilon {record['epsilon_spent']:.3f}"
     return (f"epoch {record['epoch']:>3}/{epochs}  train loss {record['loss']:.4f}  "
             f"test loss {record['test_loss']:.4f}  test accuracy {record['accuracy']:.4f}{extra}  "
             f"({record['wall_s']:.1f} s)")
@@ -57,6 +59,10 @@ def format_summary(summary: dict) -> str:
         lines.append(f"  lost worker rank {rank} at {summary['lost_at_s'][rank]:.2f} s: {reason}")
     if summary.get("departed"):
         lines.append(f"  left early: rank(s) {', '.join(map(str, summary['departed']))}")
+    if "epsilon_spent" in summary:
+        lines.append(f"  privacy ({summary['dp']})    epsilon {summary['epsilon_spent']:.4f} at delta "
+                     f"{summary['delta']:g} ({summary['accountant']}, {summary['dp_guarantee']}), noise multiplier "
+                     f"{summary['noise_multiplier']:.4f}, sample rate {summary['sample_rate']:.4g}")
     if summary["target_accuracy"] is not None:
         reached = summary["time_to_accuracy_s"]
         when = f"{reached:.2f} s" if reached is not None else "not reached"
