@@ -6,12 +6,11 @@ initial model train side by side for the same number of steps with the same
 lr, each on its own identically seeded Poisson sampler (rate
 ``q = batch_size / n_train``, so the three see the same batches):
 
-``mpisgd``  what one rank of a DP run does (:class:`mpisgd.train.private_step.PrivateStep`):
-            a Poisson batch, :meth:`PerSampleGradients.weighted_sum` with
-            ``weight_rule("dpsgd", C)`` written into the flat gradient buffer
-            (:meth:`FlatParams.from_parameters`, as ``DistributedOptimizer``
-            lays it out), :class:`GaussianNoise` (placement "each", one rank)
-            added, scaled by ``1 / (q N)``, a ``torch.optim.SGD`` step.
+``mpisgd``  what one rank of a DP run does: the harness's
+            :class:`mpisgd.train.private_step.PrivateStep` around ``sync`` on
+            ``COMM_SELF`` (a Poisson batch, the DP-SGD weighted sum written into
+            the flat gradient buffer, noise N(0, sigma^2 C^2), scaled by
+            ``1 / (q N)``, the ``torch.optim.SGD`` step).
 ``opacus``  Opacus's DP-SGD with the same sigma, C, q, lr: ``GradSampleModule``
             (hooks, the default of ``PrivacyEngine.make_private``) and
             ``DPOptimizer(expected_batch_size=q N)`` over ``torch.optim.SGD``,
@@ -42,13 +41,12 @@ import warnings
 import numpy as np
 import torch
 
-from ..flat import FlatParams
-from ..privacy.clipping import weight_rule
-from ..privacy.noise import GaussianNoise
-from ..privacy.per_sample import PerSampleGradients
 from ..privacy.sampling import PoissonSampler
+from ..torch import DistributedOptimizer
 from ..train.data import load_dataset
 from ..train.models import build_model
+from ..train.private_step import PrivateStep
+from ..train.privacy import PrivateRun
 from ..train.step import loss_of
 
 VARIANTS = ("mpisgd", "opacus", "plain")
@@ -56,25 +54,22 @@ QUICK = {"epochs": 2.0, "rounds": 4}
 
 
 class _Mpisgd:
-    """One rank's DP-SGD step as mpisgd's harness runs it."""
+    """One rank's DP-SGD step, the harness's own: :class:`PrivateStep` around ``sync`` on ``COMM_SELF``."""
 
-    def __init__(self, model, task, sampler, sigma, clip, lr, max_batch):
-        self.model, self.task, self.sampler = model, task, sampler
-        self.flat = FlatParams.from_parameters(model.parameters())
-        self.optimizer = torch.optim.SGD(model.parameters(), lr=lr)
-        self.grads = PerSampleGradients(model, lambda out, y: loss_of(task, out, y), max_batch=max_batch)
-        self.weight = weight_rule("dpsgd", clip)
-        self.noise = GaussianNoise(sigma, clip, ranks=1, placement="each")
-        self.scale = 1.0 / sampler.expected_size  # 1 / (q N)
+    def __init__(self, model, task, data, sampler, sigma, clip, lr, max_batch):
+        from ..comm.mpi import MPI
+
+        self.model = model
+        self.dist = DistributedOptimizer(torch.optim.SGD(model.parameters(), lr=lr), "sync", comm=MPI.COMM_SELF)
+        settings = PrivateRun(rule="dpsgd", clip=clip, r=None, q=sampler.rate, delta=1e-5, kind="rdp",
+                              sampling="poisson", central=True, placement="split",
+                              batch_size=sampler.expected_size, virtual_batch=max_batch, planned_steps=1,
+                              budget=None, seed=None, sigma=sigma)
+        self.step = PrivateStep(model, self.dist, task, data, settings, ranks=1, rank=0)
+        self.step.sampler = sampler  # the batches the other variants see
 
     def __call__(self, x, y) -> float:
-        index = torch.from_numpy(self.sampler.next())
-        self.flat.zero_grad()
-        total = self.grads.weighted_sum(x[index], y[index], self.weight, out=self.flat.grads)
-        self.noise.add(total.sum)
-        total.sum.mul_(self.scale)
-        self.optimizer.step()
-        return total.losses.mean().item() if len(total.losses) else 0.0
+        return self.step()
 
 
 class _Opacus:
@@ -154,7 +149,7 @@ def compare(model_name: str = "mlp", batch_size: int = 64, steps: int = None, se
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Opacus: "full backward hook ... no inputs require gradients"
-            runs = {"mpisgd": _Mpisgd(model(), info.task, sampler(), sigma, clip, lr, max_batch),
+            runs = {"mpisgd": _Mpisgd(model(), info.task, (x, y), sampler(), sigma, clip, lr, max_batch),
                     "opacus": _Opacus(model(), info.task, sampler(), sigma, clip, lr),
                     "plain": _Plain(model(), info.task, sampler(), lr)}
             seconds = {name: [] for name in VARIANTS}
