@@ -11,7 +11,7 @@ import torch
 from mpirun import assert_fails_fast, mpiexec, run_prog
 
 CHECKS = ["select_device", "torch_sync_staged", "torch_sync_cuda_aware", "torch_cocod", "torch_gossip",
-          "cupy_sync_staged", "cupy_sync_cuda_aware", "cupy_cocod"]
+          "torch_dp", "cupy_sync_staged", "cupy_sync_cuda_aware", "cupy_cocod"]
 ENTRY_KEYS = {"name", "status", "ok", "seconds", "error"}
 VERSION_KEYS = {"python", "numpy", "mpi4py", "mpi_library", "mpi_standard", "mpi_cuda_support",
                 "torch", "torch_cuda", "cupy", "cuda_runtime", "cuda_driver"}
@@ -83,5 +83,6 @@ def test_cuda_checks(tmp_path):
     assert result.returncode == 0, result.output[-4000:]
     status = {entry["name"]: entry["status"] for entry in report["checks"]}
     assert report["device_name"] and status["select_device"] == "passed", report["checks"]
-    assert all(status[name] == "passed" for name in ("torch_sync_staged", "torch_cocod", "torch_gossip"))
+    assert all(status[name] == "passed" for name in ("torch_sync_staged", "torch_cocod", "torch_gossip",
+                                                      "torch_dp"))
     assert report["failed"] == 0, report["checks"]  # cupy and CUDA-aware checks may be skipped, with reasons

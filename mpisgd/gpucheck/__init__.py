@@ -14,6 +14,10 @@ without mpisgd):
   (``sum_r (x_r - lr g_r)``); ``finish()`` leaves the mean of the models on every rank.
 - ``torch_gossip``: GossipSGD (pull); with 2 ranks each step is
   ``x_r - lr g_r - (x_r - x_q) / 2``; ``finish()`` leaves the mean on every rank.
+- ``torch_dp``: the DP release on the device (``dp_release``): the ranks' weighted per-sample sums
+  (DP-PSAC weights, closed-form engine) all-reduced equal the CPU's per-sample gradients of every
+  rank's data by ``torch.func``; the "split" noise, drawn on the device, has released std sigma*C
+  (within 2%).
 - ``cupy_sync_staged`` / ``cupy_sync_cuda_aware``: ``BucketedAllReduce(FlatParams(x, g))``
   on cupy arrays gives the mean of the ranks' gradients, equal to the numpy run and to each other.
 - ``cupy_cocod``: CoCoD on cupy, ``f_r(x) = |x - b_r|^2 / 2`` from 0: after ``finish()``

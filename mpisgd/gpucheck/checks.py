@@ -210,6 +210,38 @@ def check_torch_gossip(ctx):
     _torch_run(ctx, "GossipSGD", 5, oracle, variant="pull")
 
 
+def check_torch_dp(ctx):
+    """The all-reduce DP release on the device against per-sample gradients on the CPU (the module says more)."""
+    from ..comm import Communicator
+    from ..privacy.clipping import weight_rule
+    from ..privacy.noise import GaussianNoise, dp_release
+    from ..privacy.per_sample import PerSampleGradients
+
+    ctx.need_torch_device()
+    torch, loss = ctx.torch, ctx.torch.nn.functional.cross_entropy
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Linear(16, 4)).double()
+    weight, size, rank, expected_batch = weight_rule("psac", 0.5), ctx.world.size, ctx.world.rank, 30.0
+
+    def data(r):
+        g = torch.Generator().manual_seed(2000 + r)
+        return torch.randn(40, 8, generator=g, dtype=torch.float64), torch.randint(0, 4, (40,), generator=g)
+
+    reference = PerSampleGradients(model, loss)
+    expected = sum(weight(g.norm(dim=1)) @ g for g in (reference.per_sample(*data(r)) for r in range(size)))
+    x, y = data(rank)
+    on_device = PerSampleGradients(copy.deepcopy(model).to(ctx.device), loss, max_batch=16)
+    with Communicator(ctx.world) as comm:
+        mine = on_device.weighted_sum(x.to(ctx.device), y.to(ctx.device), weight).sum
+        released = dp_release(mine, expected_batch, comm, GaussianNoise(0.0, 0.5, ranks=size, rank=rank))
+        check_close("DP release on the device: the ranks' weighted sums", host(released),
+                    expected.numpy() / expected_batch)
+        noise = GaussianNoise(1.3, 0.5, ranks=size, rank=rank, placement="split")
+        zeros = torch.zeros(200_000, dtype=torch.float64, device=ctx.device)
+        ratio = float(host(dp_release(zeros, 1.0, comm, noise)).std()) / (1.3 * 0.5)
+    assert abs(ratio - 1) < 0.02, f"split noise over {size} ranks: released std/(sigma C) = {ratio:.4f}"
+
+
 def _flat_sync(ctx, xp, cuda_aware: bool) -> np.ndarray:
     from ..collective import BucketedAllReduce
     from ..comm import Communicator
@@ -264,4 +296,4 @@ def check_cupy_cocod(ctx):
 
 
 CHECKS = [check_select_device, check_torch_sync_staged, check_torch_sync_cuda_aware, check_torch_cocod,
-          check_torch_gossip, check_cupy_sync_staged, check_cupy_sync_cuda_aware, check_cupy_cocod]
+          check_torch_gossip, check_torch_dp, check_cupy_sync_staged, check_cupy_sync_cuda_aware, check_cupy_cocod]
