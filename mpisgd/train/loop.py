@@ -8,10 +8,11 @@ of local steps (:mod:`.step`), each stretched on a straggler rank
 the ``--time-budget`` (:mod:`.budget`). The final evaluation, after
 ``finish()`` (asynchronous algorithms: exit protocol and one average), is
 the common model's; just before it, each rank that trains evaluates its own
-model on the whole test set: the per-node accuracy (:mod:`.nodes`). Master-worker algorithms: the server ranks serve instead
-of training (rank 0 evaluating the center mid-run, :mod:`.serving`), and the
-end of the run is that of the ranks still there (:mod:`.roles`); ``--fail``
-makes workers fail on purpose (:mod:`.failures`).
+model on the whole test set: the per-node accuracy (:mod:`.nodes`).
+Master-worker algorithms: the server ranks serve instead of training
+(rank 0 evaluating the center mid-run, :mod:`.serving`), and the end of
+the run is that of the ranks still there (:mod:`.roles`); ``--fail`` makes
+workers fail on purpose (:mod:`.failures`).
 """
 
 import logging
