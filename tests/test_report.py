@@ -44,8 +44,9 @@ def report(*args):
 
 
 def table_rows(markdown: str) -> list:
-    """The body rows of the results table, as lists of cells."""
-    rows = [line.strip("|").split(" | ") for line in markdown.splitlines() if line.startswith("| ")]
+    """The body rows of the results table (the first one), as lists of cells."""
+    table = markdown.split("\n\n")[2]  # title, sentence, table (a per-node table may follow)
+    rows = [line.strip("|").split(" | ") for line in table.splitlines() if line.startswith("| ")]
     return [[cell.strip() for cell in row] for row in rows[1:]]  # rows[0]: the header
 
 

@@ -3,7 +3,9 @@
 
 Drawn with matplotlib's Agg canvas directly (no pyplot, no display, no
 global backend state), imported only when the figures are made. Each run
-keeps one colour in every figure.
+keeps one colour in every figure. The accuracy figures add, for the runs that
+have them, the per-node accuracy (the ranks' own models, :meth:`~.runs.Run.node_points`):
+the mean over the nodes with the standard deviation as error bars, dashed.
 """
 
 from pathlib import Path
@@ -84,7 +86,7 @@ def draw(runs: Sequence, labels: Sequence[str], y: str, x: str):
     axis, metric = X_AXES[x], _metric(y)
     figure = _canvas()
     axes = figure.subplots()
-    handles = []
+    handles, nodes = [], False
     for number, (run, label) in enumerate(zip(runs, labels)):
         records = run.gaps if y == "gap" else run.epochs
         if not records:
@@ -96,7 +98,11 @@ def draw(runs: Sequence, labels: Sequence[str], y: str, x: str):
             axes.plot(xs, ys, linestyle=style, marker="o", markersize=3, color=colour)
         handles.append(Line2D([], [], color=colour, marker="o", markersize=3,
                               label=label if run.complete else f"{label} (incomplete)"))
+        nodes = (_node_curve(axes, run, axis, colour) if y == "accuracy" else False) or nodes
     handles += [Line2D([], [], color="grey", linestyle=style, label=text) for _, style, text in metric.curves if text]
+    if nodes:
+        handles.append(Line2D([], [], color="grey", linestyle="--", marker="s", markerfacecolor="none",
+                              label=NODES_LEGEND))
     if y == "gap":
         axes.set_yscale("log")
     axes.set_title(title(y, x))
@@ -106,6 +112,20 @@ def draw(runs: Sequence, labels: Sequence[str], y: str, x: str):
     if handles:
         axes.legend(handles=handles, fontsize="small")
     return figure
+
+
+NODES_LEGEND = "nodes' own models: mean ± std"
+
+
+def _node_curve(axes, run, axis, colour) -> bool:
+    """The run's per-node accuracy (mean, std error bars) at the points whose x is known; whether any."""
+    points = [p for p in run.node_points() if p.get(axis.key) is not None]
+    if not points:
+        return False
+    axes.errorbar([p[axis.key] * axis.scale for p in points], [p["mean"] for p in points],
+                  yerr=[p["std"] for p in points], linestyle="--", marker="s", markersize=4, markerfacecolor="none",
+                  color=colour, capsize=3, alpha=0.8)
+    return True
 
 
 def write_figures(runs: Sequence, labels: Sequence[str], directory: Path) -> List[Path]:

@@ -18,6 +18,7 @@ from ..errors import UsageError
 # The numbers every evaluation record carries (see mpisgd/train/evaluate.py and mpisgd/train/records.py).
 EPOCH_FIELDS = ("epoch", "wall_s", "loss", "test_loss", "accuracy", "bytes_sent", "comm_wait_s")
 GAP_FIELDS = ("epoch", "wall_s", "gap", "relative_gap")  # of an optimize run's records (mpisgd/optimize/records.py)
+NODE_FIELDS = ("mean", "std", "min", "max")  # node_accuracy_<field>: the ranks' own models (mpisgd/train/nodes.py)
 
 
 @dataclass
@@ -77,6 +78,27 @@ class Run:
         return {"final_accuracy": last.get("accuracy"), "target_accuracy": target, "time_to_accuracy_s": reached,
                 "bytes_sent": last.get("bytes_sent"), "comm_wait_s": last.get("comm_wait_s"),
                 "wall_s": last.get("wall_s"), "epochs": last.get("epoch")}
+
+
+    def node_points(self) -> List[dict]:
+        """The per-node accuracy of the ranks' own models: a dict (``epoch``, ``wall_s``, ``bytes_sent`` or None,
+        ``nodes``, ``mean``, ``std``, ``min``, ``max``, ``final``) per mid-run epoch of the summary's
+        ``node_accuracy_by_epoch`` (asynchronous runs), then the final one (before the final average), placed
+        at the final epoch record. Empty for a run without them (sync, older files)."""
+        bytes_at = {record["epoch"]: record["bytes_sent"] for record in self.epochs}
+        points = [{**point, "bytes_sent": bytes_at.get(point.get("epoch")), "final": False}
+                  for point in (self.summary or {}).get("node_accuracy_by_epoch") or []
+                  if all(_number(point.get(key)) for key in ("epoch", "wall_s", *NODE_FIELDS))]
+        final = next((r for r in reversed(self.epochs) if _number(r.get("node_accuracy_mean"))), None)
+        if final is not None and all(_number(final.get(f"node_accuracy_{key}")) for key in NODE_FIELDS):
+            points.append({"epoch": final["epoch"], "wall_s": final["wall_s"], "bytes_sent": final["bytes_sent"],
+                           "nodes": len(final.get("node_accuracy") or []), "final": True,
+                           **{key: final[f"node_accuracy_{key}"] for key in NODE_FIELDS}})
+        return points
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def input_files(inputs) -> List[Path]:

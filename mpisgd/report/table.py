@@ -6,6 +6,7 @@ from typing import List, Sequence, Tuple
 COLUMNS = ("run", "algorithm", "ranks", "final accuracy", "time to accuracy", "bytes sent per rank",
            "blocked in comm per rank", "wall time", "status", "file")
 MISSING = "—"
+NODE_COLUMNS = ("run", "algorithm", "final model", "per-node mean ± std", "per-node min – max", "nodes")
 
 
 def _is_number(value) -> bool:
@@ -57,9 +58,24 @@ def _escape(cell: str) -> str:
 
 
 def markdown_table(runs: Sequence, labels: Sequence[str]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    return _markdown(COLUMNS, [row(run, label) for run, label in zip(runs, labels)])
+
+
+def node_rows(runs: Sequence, labels: Sequence[str]) -> List[List[str]]:
+    """The per-node table's cells: one row per run whose final epoch record has per-node accuracy."""
+    rows = []
     for run, label in zip(runs, labels):
-        lines.append("| " + " | ".join(_escape(cell) for cell in row(run, label)) + " |")
+        final = [point for point in run.node_points() if point["final"]]
+        if final:
+            p = final[-1]
+            rows.append([label, run.algorithm, _fixed(run.results()["final_accuracy"], 4),
+                         f"{p['mean']:.4f} ± {p['std']:.4f}", f"{p['min']:.4f} – {p['max']:.4f}", str(p["nodes"])])
+    return rows
+
+
+def _markdown(columns, rows) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_escape(cell) for cell in cells) + " |" for cells in rows]
     return "\n".join(lines)
 
 
@@ -75,6 +91,13 @@ def results_markdown(runs: Sequence, labels: Sequence[str], figures: Sequence[Tu
         "summary). An incomplete run (no summary record: killed, or still running) shows rank 0's figures "
         "at its last evaluation.",
     ]
+    nodes = node_rows(runs, labels)
+    if nodes:
+        parts += ["## Per-node accuracy", _markdown(NODE_COLUMNS, nodes),
+                  "The accuracy of each training rank's own model on the whole test set just before the final "
+                  "average (what the gossip papers report), beside the final model's (the averaged model, the "
+                  "center or the leader: the final accuracy above): the mean ± the standard deviation over the "
+                  "nodes, the lowest and highest. Runs whose ranks always hold one model (sync) have none."]
     for title, name in figures:
         parts += [f"## {title}", f"![{title}]({name})"]
     return "\n\n".join(parts) + "\n"

@@ -16,11 +16,14 @@ import numpy as np
 import torch
 
 
-def test_indices(n_test: int, asynchronous: bool, rank: int, size: int) -> np.ndarray:
-    """The test samples this rank evaluates: its slice, or all of them for asynchronous algorithms."""
+def test_rows(n_test: int, asynchronous: bool, rank: int, size: int) -> slice:
+    """The rows of the test set this rank evaluates: its contiguous slice (the ``np.array_split``
+    layout: the first ``n_test % size`` ranks get one more), or all of them for asynchronous algorithms."""
     if asynchronous:
-        return np.arange(n_test)
-    return np.array_split(np.arange(n_test), size)[rank]
+        return slice(0, n_test)
+    base, extra = divmod(n_test, size)
+    start = rank * base + min(rank, extra)
+    return slice(start, start + base + (rank < extra))
 
 
 @torch.no_grad()
@@ -56,9 +59,16 @@ def epoch_record(task, totals, epoch, step, wall) -> dict:
 class Evaluator:
     """One evaluation: the test totals, the epoch's training loss and a flag, all-reduced when collective."""
 
-    def __init__(self, model, task: str, test, harness):
+    def __init__(self, model, task: str, test, rows: slice, harness):
+        """``test``: the whole test set (inputs, targets); ``rows``: this rank's part (:func:`test_rows`)."""
         self.model, self.task, self.harness = model, task, harness
-        self.x, self.y = test
+        self.all_x, self.all_y = test
+        self.x, self.y = self.all_x[rows], self.all_y[rows]  # views
+
+    def own_accuracy(self) -> float:
+        """This rank's own model on the whole test set, no communication (one pass over the test set)."""
+        correct, count, _, _ = local_totals(self.model, self.task, self.all_x, self.all_y)
+        return float(correct / count)
 
     def __call__(self, *, epoch, step, clock, train_loss, batches, flag=False, collective=True):
         """The epoch record, and whether any rank raised ``flag`` (this rank's alone when not collective)."""

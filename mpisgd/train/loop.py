@@ -7,10 +7,12 @@ of local steps (:mod:`.step`), each stretched on a straggler rank
 (:mod:`.evaluate`), records and printed lines (:mod:`.records`), all under
 the ``--time-budget`` (:mod:`.budget`). The final evaluation, after
 ``finish()`` (asynchronous algorithms: exit protocol and one average), is
-the common model's. Master-worker algorithms: the server ranks serve instead
-of training (rank 0 evaluating the center mid-run, :mod:`.serving`), and the
-end of the run is that of the ranks still there (:mod:`.roles`); ``--fail``
-makes workers fail on purpose (:mod:`.failures`).
+the common model's; just before it, each rank that trains evaluates its own
+model on the whole test set: the per-node accuracy (:mod:`.nodes`).
+Master-worker algorithms: the server ranks serve instead of training
+(rank 0 evaluating the center mid-run, :mod:`.serving`), and the end of
+the run is that of the ranks still there (:mod:`.roles`); ``--fail`` makes
+workers fail on purpose (:mod:`.failures`).
 """
 
 import logging
@@ -20,7 +22,8 @@ import torch
 
 from ..comm import Communicator
 from .budget import TimeBudget
-from .evaluate import Evaluator
+from .evaluate import Evaluator, test_rows
+from .nodes import NodeAccuracy
 from .records import Records
 from .serving import CenterEvaluation, final_epoch
 from .prepare import distributed_optimizer, prepare
@@ -65,7 +68,9 @@ class Trainer:
         else:  # --dp: Poisson batches, per-sample weighted gradients, noise (docs/privacy.md)
             self.local_step = PrivateStep(s.model, self.dist, s.info.task, s.train, s.privacy, ranks=harness.size,
                                           rank=harness.rank)
-        self.evaluate = Evaluator(s.model, s.info.task, s.test, harness)
+        self.evaluate = Evaluator(s.model, s.info.task, s.test,
+                                  test_rows(s.info.n_test, self.asynchronous, harness.rank, harness.size), harness)
+        self.nodes = NodeAccuracy(self.dist.algorithm, not s.roles.serves, harness.rank)
         self.records = Records(config, s.metrics, harness.rank, config.epochs * self.steps_per_epoch)
         self.records.start(config=config.public(), n_train=s.info.n_train, n_test=s.info.n_test,
                            params=self.dist.flat.numel, steps_per_epoch=self.steps_per_epoch, device=s.device,
@@ -96,7 +101,7 @@ class Trainer:
             self.finish()
             record, _ = self.evaluate(epoch=self.last["epoch"], step=self.step, clock=self.budget,
                                       train_loss=0.0, batches=1.0)  # the same all-reduce as in the loop
-            self.last = {**record, "loss": self.last["loss"]}
+            self.last = {**record, "loss": self.last["loss"], **self.nodes.fields}
             self.records.epoch(self.dist, self.last, show=False)
         return self.close()
 
@@ -121,8 +126,10 @@ class Trainer:
         """Training is over on this rank: an injected exit or kill not reached yet happens now; the
         algorithm finishes; the ranks still there agree on the end of the run."""
         self.injector.at_end(self)
+        self.nodes.measure(self.evaluate)  # each training rank's own model, before the final average
         self.dist.finish()
         self.ending.after_finish(self)
+        self.nodes.gather(self.ending.comm)
 
     def silence(self) -> None:
         """This worker stops sending (``--fail RANK:silent@STEP``) and trains on alone."""
@@ -134,6 +141,10 @@ class Trainer:
         self.last, over = self.evaluate(epoch=epoch, step=self.step, clock=self.budget, train_loss=loss_sum,
                                         batches=taken, flag=over,
                                         collective=final or not self.asynchronous)  # async: no mid-run waits
+        if final:
+            self.last.update(self.nodes.fields)
+        elif self.asynchronous:  # this rank's own model on the whole test set
+            self.nodes.midrun(self.last)
         if self.privacy is not None and self.harness.rank == 0:  # the ε of rank 0's steps so far
             self.last["epsilon_spent"] = self.privacy.ledger.epsilon(self.last["step"])
         target = self.config.target_accuracy
@@ -146,6 +157,7 @@ class Trainer:
         stats = self.ending.comm.allgather_object(self.dist.statistics())
         summary = summarize(self.config, self.harness.size, self.last, self.budget.elapsed(), self.reached_at, stats)
         summary.update(self.ending.summary(stats, self.steps_per_epoch))
+        summary.update(self.nodes.summary_fields())
         if self.privacy is not None:  # ε of the most steps any trainer took, computed once (rank 0)
             most = max(s["steps"] for s in stats)
             spent = self.ending.comm.bcast_object(self.privacy.ledger.epsilon(most) if self.harness.rank == 0 else None)

@@ -1,6 +1,6 @@
 """Everything a run builds before its first step, checked on every rank together.
 
-:func:`prepare` loads this rank's shard and test slice, builds the model and
+:func:`prepare` loads this rank's shard and the test set, builds the model and
 opens the metrics file; :func:`distributed_optimizer` wraps the local optimizer
 (``torch.optim.SGD`` or :class:`~mpisgd.torch.AdaHessian`, :func:`local_optimizer`)
 in the chosen algorithm and plugs in this rank's throttle. A problem on any
@@ -17,7 +17,6 @@ from ..comm import select_device
 from ..errors import UsageError
 from ..torch import AdaHessian, DistributedOptimizer
 from .data import load_dataset
-from .evaluate import test_indices
 from .metrics import MetricsWriter
 from .models import build_model
 from .privacy import PrivateRun
@@ -34,7 +33,7 @@ class Prepared:
     info: object  # the dataset's DatasetInfo
     device: object
     train: tuple  # (inputs, targets) of this rank's shard
-    test: tuple  # (inputs, targets) this rank evaluates
+    test: tuple  # (inputs, targets) of the whole test set (each rank evaluates its rows, evaluate.test_rows)
     metrics: MetricsWriter
     straggler: Straggler
     roles: Roles  # servers and workers (master-worker), this rank's injected failure
@@ -61,8 +60,6 @@ def prepare(config, harness) -> Prepared:
         roles = Roles(config, harness.size, harness.rank)
         shard = roles.shard(data.y_train, config.partition, config.seed)
         straggler = Straggler(config, harness.rank, harness.size)
-        test = test_indices(len(data.y_test), get_algorithm(config.algorithm).asynchronous, harness.rank,
-                            harness.size)
         device = select_device(harness, config.device)
         model = build_model(config.model, data.info, hidden=config.hidden, seed=config.seed, dtype=dtype).to(device)
         privacy = None
@@ -73,7 +70,7 @@ def prepare(config, harness) -> Prepared:
         prepared = Prepared(model=model, info=data.info, device=device, metrics=metrics, straggler=straggler,
                             roles=roles, privacy=privacy,
                             train=_tensors(data.x_train[shard], data.y_train[shard], dtype, device),
-                            test=_tensors(data.x_test[test], data.y_test[test], dtype, device))
+                            test=_tensors(data.x_test, data.y_test, dtype, device))
     except (ValueError, OSError, RuntimeError) as error:  # UsageError is a ValueError
         problem = str(error)
     harness.check_all(not problem, problem, UsageError)

@@ -57,6 +57,11 @@ def format_summary(summary: dict) -> str:
     ]
     for rank, reason in summary.get("lost", {}).items():  # master-worker: what the servers saw
         lines.append(f"  lost worker rank {rank} at {summary['lost_at_s'][rank]:.2f} s: {reason}")
+    if "node_accuracy_mean" in summary:  # the ranks' own models before the final average
+        lines.append(f"  per-node accuracy     {summary['node_accuracy_mean']:.4f} "
+                     f"+- {summary['node_accuracy_std']:.4f} "
+                     f"(min {summary['node_accuracy_min']:.4f}, max {summary['node_accuracy_max']:.4f}; "
+                     f"{len(summary['node_accuracy'])} nodes' own models before the final average)")
     if summary.get("departed"):
         lines.append(f"  left early: rank(s) {', '.join(map(str, summary['departed']))}")
     if "epsilon_spent" in summary:
