@@ -1,7 +1,7 @@
 """The gossip family under real mpiexec: messaging layer, oracles, accuracy."""
 
 import pytest
-from mpirun import assert_ok, digits_summary, run_prog
+from mpirun import assert_ok, run_prog
 
 
 @pytest.mark.parametrize("ranks", [1, 2, 4])
@@ -63,8 +63,9 @@ def test_backoff_grows_resets_and_times_out():
 
 
 @pytest.mark.parametrize("ranks", [1, 2, 4])
-def test_gossip_and_elastic_gossip_oracles(ranks):
-    assert_ok(run_prog(ranks, "gossip_oracle.py"))
+def test_gossip_and_elastic_gossip_properties(ranks):
+    """Consensus, convex combinations, no gossip when asked (the step-by-step oracles: test_oracle_gossip.py)."""
+    assert_ok(run_prog(ranks, "gossip_properties.py"))
 
 
 @pytest.mark.parametrize("ranks", [1, 2, 4])
@@ -72,12 +73,41 @@ def test_swift_divshare_adpsgd_oracles(ranks):
     assert_ok(run_prog(ranks, "async_oracles.py", timeout=120))
 
 
-@pytest.mark.parametrize("algorithm", ["gossip", "elastic-gossip", "swift", "divshare", "adpsgd"])
-def test_digits_accuracy_close_to_sync(tmp_path, sync_summary, algorithm):
-    """A CLI run on digits with 4 ranks ends within 3 points of sync at the same epochs and seed."""
-    summary = digits_summary(tmp_path, algorithm)
-    assert abs(summary["final_accuracy"] - sync_summary["final_accuracy"]) <= 0.03, (
-        summary["final_accuracy"], sync_summary["final_accuracy"])
+NON_IID = "dirichlet:0.3"  # 4 ranks training alone reach ~0.62 on it, sync ~0.96
+WITH_NO_OP = ["gossip", "elastic-gossip", "adpsgd", "divshare"]  # _mutations_gossip (Swift: its own slice)
+
+
+@pytest.fixture(scope="module")
+def non_iid_accuracy():
+    """Digits, 4 ranks, 10 epochs, seed 0, non-IID: sync, each algorithm, and each with its averaging a no-op
+    (training alone, then the one average of finish()); one job, so torch is imported once (~50 s)."""
+    import json
+
+    result = run_prog(4, "accuracy_gossip.py", NON_IID, 10, *WITH_NO_OP, "swift", timeout=400)
+    assert_ok(result)
+    return json.loads(next(line for line in result.stdout.splitlines() if line.startswith("RESULT "))[7:])
+
+
+# Points below sync allowed on NON_IID. Synchronous rounds are deterministic (measured: gossip -3.1,
+# elastic-gossip -1.4). Asynchronous runs depend on the ranks' relative pace (measured over 7 runs:
+# divshare -0.6 to -1.1, swift -4.4 to -8.9, adpsgd -3.6 to -10.9: its passive workers run ahead of the
+# active ones, which wait for replies, and finish first); training alone is 33 points below.
+CLOSE_TO_SYNC = {"gossip": 0.05, "elastic-gossip": 0.05, "divshare": 0.08, "adpsgd": 0.15, "swift": 0.15}
+
+
+@pytest.mark.parametrize("algorithm", WITH_NO_OP + ["swift"])
+def test_digits_accuracy_close_to_sync(non_iid_accuracy, algorithm):
+    """On a partition where training alone fails, each algorithm ends close to sync (CLOSE_TO_SYNC)."""
+    accuracy, sync = non_iid_accuracy[algorithm], non_iid_accuracy["sync"]
+    assert sync - accuracy <= CLOSE_TO_SYNC[algorithm], (algorithm, accuracy, sync)
+
+
+@pytest.mark.parametrize("algorithm", WITH_NO_OP)
+def test_digits_accuracy_falls_short_without_averaging(non_iid_accuracy, algorithm):
+    """The same run with the algorithm's averaging a no-op falls at least 25 points short of sync and
+    15 short of the algorithm itself (measured: 0.624, 33 points below sync, 23 to 32 below the algorithms)."""
+    off, on, sync = non_iid_accuracy[f"{algorithm}/off"], non_iid_accuracy[algorithm], non_iid_accuracy["sync"]
+    assert sync - off >= 0.25 and on - off >= 0.15, (algorithm, off, on, sync)
 
 
 def test_directed_topology_is_refused(tmp_path):

@@ -12,6 +12,12 @@ before the average (on a possibly stale model). A passive worker serves
 requests one at a time between its own steps (and while it is leaving, so
 no active worker ever waits for a finished peer); serving one at a time is
 what makes each average atomic, and each preserves the pair's sum.
+
+Recorded schedule (``record``, :mod:`mpisgd.gossip.base`): an active worker
+logs ``("average", passive peer, stamp = the step of the passive model in the
+reply)``, a passive worker ``("serve", active peer, stamp = the active
+worker's step in the request)``, each at its own current step; an average is
+identified by (active rank, its step).
 """
 
 from ..algorithm import Option, register
@@ -49,11 +55,16 @@ class ADPSGD(AsyncGossip):
         model = self.model_to_host()
         self.messenger.send(peer, tags.AVERAGE_REQUEST, model, header=self.stamp())
         reply = self.messenger.receive_one(peer, tags.AVERAGE_REPLY)  # advances the request; backs off
-        self.host += reply.data
-        self.host *= 0.5
-        self.host_to_model()
+        self.log("average", peer, reply.header[0])
+        self.midpoint(reply.data)
         self.note_staleness([reply])
         self.averages += 1
+
+    def midpoint(self, other) -> None:
+        """x_i <- (x_i + x_j) / 2 with the partner's model ``other`` (the host buffer holds x_i)."""
+        self.host += other
+        self.host *= 0.5
+        self.host_to_model()
 
     def serve_requests(self) -> None:
         for message in self.messenger.receive(tag=tags.AVERAGE_REQUEST):
@@ -64,9 +75,8 @@ class ADPSGD(AsyncGossip):
             return
         model = self.model_to_host()
         self.messenger.send(message.source, tags.AVERAGE_REPLY, model, header=self.stamp())
-        self.host += message.data
-        self.host *= 0.5
-        self.host_to_model()
+        self.log("serve", message.source, message.header[0])
+        self.midpoint(message.data)
         self.note_staleness([message])
         self.averages += 1
 

@@ -12,14 +12,32 @@
   plugged in from outside: ``algorithm.messenger.throttle = Throttle(rate)``;
 - leaving: ``finish()`` runs the messenger's exit protocol (serving late
   messages with :meth:`serve`) and averages the models once (one
-  all-reduce), ``close()`` leaves if that has not happened yet.
+  all-reduce), ``close()`` leaves if that has not happened yet;
+- ``record``: an opt-in log of this rank's communication events (off by
+  default: ``None``, one attribute test per event). Set
+  ``algorithm.record = []`` and each event is appended as an :class:`Event`,
+  so that a test can replay the schedule an asynchronous or randomized run
+  took (which peer, which message, stamped with which step) in a reference
+  written from the paper. What each algorithm logs is in its docstring.
 """
+
+from typing import NamedTuple, Optional
 
 import numpy as np
 
 from ..algorithm import Algorithm, Option
 from ..comm import Messenger
 from .topology import parse_topology
+
+
+class Event(NamedTuple):
+    """One communication event of a rank, as ``GossipAlgorithm.record`` logs it."""
+
+    step: int  # this rank's step count when it happened (local steps completed)
+    kind: str  # what happened, e.g. "choose", "average", "serve", "send", "fragment"
+    peer: int  # the other rank (-1: none)
+    stamp: int  # the step the message was stamped with by its sender (own step for what it sends)
+    fragment: Optional[int] = None  # DivShare: the fragment id
 
 
 class GossipAlgorithm(Algorithm):
@@ -33,6 +51,7 @@ class GossipAlgorithm(Algorithm):
     header_size = 1  # values sent along with each model
     max_in_flight = 1  # posted sends per peer; more are queued (newest only)
     drop_on_close = True  # queued messages are stale models when a rank leaves
+    record = None  # opt-in schedule log: a list to append Events to (None: nothing is recorded)
 
     def __init__(self, flat, *, comm=None, **options):
         super().__init__(flat, comm=comm, **options)
@@ -57,6 +76,11 @@ class GossipAlgorithm(Algorithm):
 
     def host_to_model(self) -> None:
         self.flat.backend.from_host(self.host, self.flat.params)
+
+    def log(self, kind: str, peer: int, stamp: int, fragment: Optional[int] = None) -> None:
+        """Append an :class:`Event` at this rank's current step to ``record`` (when recording)."""
+        if self.record is not None:
+            self.record.append(Event(self.steps, kind, int(peer), int(stamp), fragment))
 
     def serve(self, message) -> None:
         """A message arriving while this rank is leaving (default: discarded)."""

@@ -25,6 +25,10 @@ fragments are dropped as stale. The per-peer in-flight cap is four
 models' worth, ``4 * fragments`` sends (``messenger_options``), so that one
 round's fragments never wait behind it.
 
+Recorded schedule (``record``, :mod:`mpisgd.gossip.base`): sharing logs
+``("send", peer, stamp = step, fragment)`` per fragment queued; aggregation
+``("fragment", sender, stamp = the sender's step, fragment)`` per copy averaged.
+
 Ω = 1 and J = p - 1 with every fragment delivered before aggregation is
 exact model averaging. Differences from the artifact: the permutation is of
 the whole flat vector (the artifact permutes each tensor and takes the union
@@ -94,6 +98,7 @@ class DivShare(AsyncGossip):
                 for peer in self.rng.choice(neighbours, size=count, replace=False)]
         for position in self.rng.permutation(len(jobs)):
             peer, f = jobs[position]
+            self.log("send", peer, self.steps, f)
             self.messenger.send(peer, tags.fragment_tag(f), model[self.indices[f]], header=self.stamp())
 
     def take_arrivals(self) -> None:
@@ -111,16 +116,23 @@ class DivShare(AsyncGossip):
         self.take_arrivals()
         if not self.inbox:
             return
+        copies = []
+        for (sender, tag), message in self.inbox.items():
+            self.log("fragment", sender, message.header[0], tags.fragment_of(tag))
+            copies.append((self.indices[tags.fragment_of(tag)], message.data))
+        self.average_fragments(copies)
+        self.note_staleness(self.inbox.values())
+        self.inbox.clear()
+
+    def average_fragments(self, copies) -> None:
+        """x[k] <- (x[k] + sum of the copies covering k) / (1 + #copies covering k); ``copies``: (indices, values)."""
         total = self.model_to_host().copy()
         count = np.ones(len(total))
-        for (_, tag), message in self.inbox.items():
-            index = self.indices[tags.fragment_of(tag)]
-            total[index] += message.data
+        for index, values in copies:
+            total[index] += values
             count[index] += 1
         np.divide(total, count, out=self.host)
         self.host_to_model()
-        self.note_staleness(self.inbox.values())
-        self.inbox.clear()
 
     def after_step(self) -> None:
         super().after_step()

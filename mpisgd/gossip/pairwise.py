@@ -14,6 +14,9 @@ Per gossip step (ALGORITHMS.md §6.1, the Elastic Gossip thesis code):
 
 Subclasses say whom to exchange with (``partners``) and what the
 correction is (``correction``). No staleness: rounds are synchronous.
+Recorded schedule (``record``, :mod:`mpisgd.gossip.base`): one event
+``("choose", q_i, stamp = step)`` per gossip step (``q_i = -1``: none);
+everything else in the round follows from every rank's choice.
 Set-up and ``finish()`` (one all-reduce average): :mod:`mpisgd.gossip.base`.
 """
 
@@ -66,6 +69,7 @@ class PairwiseGossip(GossipAlgorithm):
         if self.steps % self.gossip_period:
             return
         peer = self.choose_peer()
+        self.log("choose", peer, self.steps)
         choices = self.comm.allgather(np.array([peer], dtype=np.int64))[:, 0]
         requesters = [int(j) for j in np.flatnonzero(choices == self.comm.rank)]
         send_to, receive_from = self.partners(peer, requesters)

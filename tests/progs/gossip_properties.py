@@ -1,4 +1,9 @@
-"""Gossiping SGD and Elastic Gossip oracles (ALGORITHMS.md §6.1) on numpy vectors, without torch."""
+"""Gossiping SGD and Elastic Gossip properties (ALGORITHMS.md §6.1) on numpy vectors, without torch.
+
+Long-run properties only (consensus, convex combinations, no gossip when
+asked); the step-by-step check of the update rules against an independent
+reference is ``oracle_gossip.py``.
+"""
 
 import numpy as np
 from _common import done, gather, no_torch, world
@@ -14,29 +19,7 @@ def start(seed=0):
     return np.random.default_rng(seed * 100 + rank).standard_normal(8)
 
 
-# 1. the elastic correction is alpha (|P| x_i - sum_{j in P} x_j), P = requesters + own peer
-x = start()
-elastic = ElasticGossip(FlatParams(x), comm=comm, moving_rate=0.3, init="keep")
-for _ in range(5):
-    models = gather(comm, x)
-    elastic.before_step()  # learning rate 0: no local step between the hooks
-    partners = set(elastic.requesters) | ({elastic.peer} if elastic.peer >= 0 else set())
-    expected = models[rank] - 0.3 * (len(partners) * models[rank] - sum(models[j] for j in partners))
-    elastic.after_step()
-    assert np.abs(x - expected).max() < 1e-12
-    # 2. ... and the sum of the models is preserved
-    assert np.abs(gather(comm, x).sum(axis=0) - models.sum(axis=0)).max() < 1e-12
-
-# 3. alpha 0.5 with one partner: both move to the midpoint (p = 2: they always pick each other)
-if p == 2:
-    x = start(1)
-    pair = ElasticGossip(FlatParams(x), comm=comm, moving_rate=0.5, init="keep")
-    models = gather(comm, x)
-    pair.before_step()
-    pair.after_step()
-    assert np.abs(x - models.mean(axis=0)).max() < 1e-15
-
-# 4. consensus on the initial mean with alpha |P_i| < 1 (alpha 0.2, at most 4 partners here)
+# 1. consensus on the initial mean with alpha |P_i| < 1 (alpha 0.2, at most 4 partners here)
 x = start(2)
 mean = gather(comm, x).mean(axis=0)
 elastic = ElasticGossip(FlatParams(x), comm=comm, moving_rate=0.2, topology="ring" if p > 2 else "full", init="keep")
@@ -45,7 +28,7 @@ for _ in range(200):
     elastic.after_step()
 assert np.abs(gather(comm, x) - mean).max() < 1e-8, np.abs(gather(comm, x) - mean).max()
 
-# 5. Gossiping SGD, pull: rows sum to one, so the models reach a consensus (not the mean in general)
+# 2. Gossiping SGD, pull: rows sum to one, so the models reach a consensus (not the mean in general)
 for variant in ("pull", "push"):
     x = start(3)
     low, high = gather(comm, x).min(axis=0), gather(comm, x).max(axis=0)
@@ -57,16 +40,7 @@ for variant in ("pull", "push"):
     assert np.ptp(models, axis=0).max() < 1e-8, (variant, np.ptp(models, axis=0).max())
     assert np.all(models >= low - 1e-12) and np.all(models <= high + 1e-12)  # convex combinations
 
-# 6. pull moves only the initiator, to the midpoint with its peer
-x = start(4)
-gossip = GossipingSGD(FlatParams(x), comm=comm, variant="pull", init="keep")
-models = gather(comm, x)
-gossip.before_step()
-gossip.after_step()
-expected = models[rank] if gossip.peer < 0 else (models[rank] + models[gossip.peer]) / 2
-assert np.abs(x - expected).max() < 1e-15
-
-# 7. no gossip: probability 0 leaves the models alone; period 2 gossips every other step
+# 3. no gossip: probability 0 leaves the models alone; period 2 gossips every other step
 x = start(5)
 quiet = GossipingSGD(FlatParams(x), comm=comm, gossip_prob=0.0, init="keep")
 before = x.copy()
