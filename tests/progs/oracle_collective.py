@@ -13,8 +13,9 @@ references never import mpisgd nor read an algorithm's state: they see only the 
 Tolerance: ``TOL`` = 1e-12 absolute (the values are O(1); only the order in which MPI sums
 differs from numpy's).
 
-``--mutate`` first replaces the algorithm's communication by a no-op (``_mutations``): the
-oracle must then fail with ``ORACLE MISMATCH``.
+``--mutate`` first replaces the algorithm's communication by a no-op (``_mutations``): every
+case must then fail; the program prints one ``ORACLE MISMATCH`` line per case (or
+``MUTATION SURVIVED label``) and exits 1.
 """
 
 import sys
@@ -138,7 +139,8 @@ CASES = {
               ("cocod weighted", ref_cocod, {"period": 4, "weighted": True}, "keep"),
               ("cocod overlap off", ref_local, {"period": 4, "overlap": False}, "keep")],
     "fda": [("fda linear", ref_fda, {"threshold": 0.4, "estimator": "linear"}, "broadcast"),
-            ("fda naive", ref_fda, {"threshold": 0.4, "estimator": "naive"}, "broadcast")],
+            ("fda naive", ref_fda, {"threshold": 0.4, "estimator": "naive"}, "broadcast"),
+            ("fda threshold 0", ref_fda, {"threshold": 0.0, "estimator": "linear"}, "broadcast")],
     "easgd": [("easgd period 1", ref_easgd, {"period": 1, "moving_rate": 0.9}, "keep"),
               ("easgd period 3", ref_easgd, {"period": 3, "moving_rate": 0.5}, "keep")],
 }
@@ -166,28 +168,44 @@ def run_mpi(comm, algorithm, options, init):
         yield np.array(comm.allgather(x.copy()))
     algo.finish()
     yield np.array(comm.allgather(x.copy()))
-    algo.close()
+    algo.close()  # (a mismatch abandons the generator: its communicator stays, harmless in a test)
 
 
-def check(comm, algorithm):
-    p = comm.size
-    for label, reference, options, init in CASES[algorithm]:
-        syncs = []
-        expected = ref_fda(p, options, syncs) if reference is ref_fda else reference(p, options)
-        for step, (got, want) in enumerate(zip(run_mpi(comm, algorithm, options, init), expected), 1):
-            error = np.abs(got - want).max()
-            where = f"step {step}" if step <= STEPS else "finish()"
-            assert error <= TOL, f"ORACLE MISMATCH {label} p={p}: {where} max |mpi - reference| = {error:.3g}"
-        if syncs:  # the threshold lies between the extremes: both branches were exercised
-            assert 0 < syncs[0] < STEPS, f"{label}: {syncs[0]} averages in {STEPS} steps"
+def check(comm, algorithm, label, reference, options, init):
+    p, syncs = comm.size, []
+    expected = ref_fda(p, options, syncs) if reference is ref_fda else reference(p, options)
+    compared = 0
+    for step, (got, want) in enumerate(zip(run_mpi(comm, algorithm, options, init), expected), 1):
+        compared += 1
+        error = np.abs(got - want).max()
+        where = f"step {step}" if step <= STEPS else "finish()"
+        assert error <= TOL, f"ORACLE MISMATCH {label} p={p}: {where} max |mpi - reference| = {error:.3g}"
+    assert compared == STEPS + 1, (label, compared)
+    if syncs and options["threshold"] > 0:  # between the extremes: both branches exercised
+        assert 0 < syncs[0] < STEPS, f"{label}: {syncs[0]} averages in {STEPS} steps"
+    elif syncs:  # threshold 0: an average after every step that moved the models
+        assert syncs[0] == STEPS, f"{label}: {syncs[0]} averages in {STEPS} steps"
 
 
 if __name__ == "__main__":
     comm = world()
-    algorithm = sys.argv[1]
-    if "--mutate" in sys.argv[2:]:
-        from _mutations import apply
+    algorithm, mutate = sys.argv[1], "--mutate" in sys.argv[2:]
+    if not mutate:
+        for case in CASES[algorithm]:
+            check(comm, algorithm, *case)
+        done(comm)
+        sys.exit(0)
+    from _mutations import apply
 
-        apply(algorithm)
-    check(comm, algorithm)
-    done(comm)
+    apply(algorithm)
+    for case in CASES[algorithm]:  # every case must catch the mutation (the ranks fail alike)
+        try:
+            check(comm, algorithm, *case)
+        except AssertionError as mismatch:
+            if comm.rank == 0:
+                print(mismatch, flush=True)
+        else:
+            if comm.rank == 0:
+                print(f"MUTATION SURVIVED {case[0]}", flush=True)
+    comm.Barrier()
+    sys.exit(1)
