@@ -120,11 +120,15 @@ def assert_fails_fast(result: Result, message: str, within: float = 30.0) -> Non
     assert result.ended - failed_at < within, f"took {result.ended - failed_at:.1f} s to end after the failure"
 
 
-def digits_summary(directory, algorithm: str, *options, ranks: int = 4, epochs: int = 10) -> dict:
-    """The summary record of ``mpisgd train`` on digits (seed 0) with ``ranks`` ranks."""
-    path = Path(directory) / f"{algorithm}.jsonl"
-    result = mpisgd(ranks, "train", "--algorithm", algorithm, "--epochs", epochs, "--seed", "0", "--quiet",
-                    "--metrics", path, *options, timeout=240)
+def digits_summary(directory, algorithm: str, *options, ranks: int = 4, epochs: int = 10,
+                   mutated: bool = False) -> dict:
+    """The summary record of ``mpisgd train`` on digits (seed 0) with ``ranks`` ranks.
+
+    ``mutated``: the same run with the algorithm's communication off (progs/train_mutated.py)."""
+    path = Path(directory) / f"{algorithm}{'-mutated' if mutated else ''}.jsonl"
+    arguments = ["--epochs", epochs, "--seed", "0", "--quiet", "--metrics", path, *options]
+    result = (mpiexec(ranks, [PROGS / "train_mutated.py", algorithm, *arguments], timeout=240) if mutated
+              else mpisgd(ranks, "train", "--algorithm", algorithm, *arguments, timeout=240))
     assert result.returncode == 0, result.output[-3000:]
     summary = json.loads(path.read_text().splitlines()[-1])
     assert summary["event"] == "summary" and summary["world_size"] == ranks

@@ -1,0 +1,117 @@
+"""Test-only mutations: an algorithm's communication replaced by a no-op (issue 11).
+
+A test that must be able to fail proves it by running again with the algorithm's
+averaging switched off: its oracle program (``--mutate``) or the same command-line run
+(``train_mutated.py ALGORITHM ARGS...``) calls ``apply(ALGORITHM)`` first, and the test
+asserts that the oracle then fails, or that the accuracy falls clearly short.
+
+``NOOP`` maps a registered algorithm name to a function that monkeypatches that
+algorithm's class (nothing in ``mpisgd/`` knows about it: no production flag). The
+patch silences only the method that exchanges model information, so the rest of the
+algorithm's book-keeping (counters, snapshots, anchors, flags) still runs, and every
+rank still makes the same calls, so no rank hangs. Set-up traffic (start-up agreement,
+initial broadcast) is left alone.
+
+Adding an algorithm: append ONE entry to ``NOOP``, one line if possible, with these tools:
+
+- ``silence(cls, *methods)``: during each named method ``self.comm`` is a :class:`Silent`
+  view of the communicator whose array collectives (``allreduce``, ``iallreduce``,
+  ``reduction``) do nothing; everything else is the real communicator.
+- ``replace(cls, method, function)``: a plain monkeypatch (``function(self, *args)``),
+  for communication that does not go through ``self.comm``'s collectives.
+
+Import mpisgd's classes inside the entry (``lambda: silence(_cls("easgd"), ...)``) so that
+importing this module costs nothing; ``_cls(name)`` is the registered class.
+"""
+
+import functools
+
+__all__ = ["NOOP", "Silent", "apply", "replace", "silence"]
+
+
+class _NoReduction:
+    """A prepared reduction that leaves its array as it is."""
+
+    def start(self):
+        from mpisgd.comm import Completed
+
+        return Completed()
+
+    def run(self):
+        pass
+
+
+class Silent:
+    """A communicator whose array collectives do nothing (each rank keeps its own values)."""
+
+    def __init__(self, comm):
+        self._comm = comm
+
+    def __getattr__(self, name):
+        return getattr(self._comm, name)
+
+    def allreduce(self, array, **_):
+        pass
+
+    def iallreduce(self, array, **_):
+        return _NoReduction().start()
+
+    def reduction(self, array, **_):
+        return _NoReduction()
+
+
+def silence(cls, *methods):
+    """Run each of ``cls``'s ``methods`` with ``self.comm`` silenced (see :class:`Silent`)."""
+    for name in methods:
+        original = getattr(cls, name)
+
+        @functools.wraps(original)
+        def silenced(self, *args, _original=original, **kwargs):
+            real = self.comm
+            self.comm = Silent(real)
+            try:
+                return _original(self, *args, **kwargs)
+            finally:
+                self.comm = real
+
+        setattr(cls, name, silenced)
+
+
+def replace(cls, method, function):
+    """Monkeypatch ``cls.method`` by ``function``."""
+    setattr(cls, method, function)
+
+
+def _cls(name):
+    from mpisgd.algorithm import get_algorithm
+
+    import mpisgd  # noqa: F401  (registers every algorithm)
+
+    return get_algorithm(name)
+
+
+def _silent_buckets(cls):
+    """sync: the bucket reductions are prepared once at construction: prepare silent ones."""
+    init = cls.__init__
+
+    def __init__(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self._reductions = [_NoReduction() for _ in self._reductions]
+
+    cls.__init__ = __init__
+
+
+NOOP = {
+    "sync": lambda: _silent_buckets(_cls("sync")),  # each rank steps with its own gradient
+    "local": lambda: silence(_cls("local"), "average"),
+    "cocod": lambda: silence(_cls("cocod"), "_start_average", "_average_now"),  # merge adds c - s = 0
+    "fda": lambda: silence(_cls("fda"), "average"),  # still estimates, re-anchors and counts syncs
+    "easgd": lambda: silence(_cls("easgd"), "before_step"),  # mean of pre-step models = own model
+}
+
+
+def apply(name: str) -> None:
+    """Switch off ``name``'s communication in this process (KeyError: no mutation for it yet)."""
+    if name not in NOOP:
+        raise KeyError(f"no no-op mutation for algorithm {name!r}: add one to tests/progs/_mutations.py NOOP")
+    NOOP[name]()
