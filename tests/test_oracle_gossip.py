@@ -5,7 +5,7 @@ start (float64, flat-vector API), run an algorithm with its communication
 schedule recorded (``GossipAlgorithm.record``); the numpy reference
 ``progs/_gossip_reference.py``, written from the spec, replays that schedule
 for all p workers and must match every rank after every step within 1e-12.
-With the algorithm's averaging replaced by a no-op (``progs/_mutations_gossip.py``)
+With the algorithm's averaging replaced by a no-op (``progs/_mutations.py``)
 the same oracle must fail.
 """
 

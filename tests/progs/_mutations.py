@@ -61,7 +61,8 @@ class Silent:
 
 
 def silence(cls, *methods):
-    """Run each of ``cls``'s ``methods`` with ``self.comm`` silenced (see :class:`Silent`)."""
+    """Run each of ``cls``'s ``methods`` with ``self.comm`` silenced (see :class:`Silent`); returns the undo."""
+    originals = {name: cls.__dict__.get(name) for name in methods}
     for name in methods:
         original = getattr(cls, name)
 
@@ -75,11 +76,21 @@ def silence(cls, *methods):
                 self.comm = real
 
         setattr(cls, name, silenced)
+    return lambda: [_restore(cls, name, original) for name, original in originals.items()]
 
 
 def replace(cls, method, function):
-    """Monkeypatch ``cls.method`` by ``function``."""
+    """Monkeypatch ``cls.method`` by ``function``; returns the undo."""
+    original = cls.__dict__.get(method)
     setattr(cls, method, function)
+    return lambda: _restore(cls, method, original)
+
+
+def _restore(cls, name, original):
+    if original is None:
+        delattr(cls, name)  # the method was inherited
+    else:
+        setattr(cls, name, original)
 
 
 def _cls(name):
@@ -99,6 +110,7 @@ def _silent_buckets(cls):
         self._reductions = [_NoReduction() for _ in self._reductions]
 
     cls.__init__ = __init__
+    return lambda: setattr(cls, "__init__", init)
 
 
 NOOP = {
@@ -107,11 +119,17 @@ NOOP = {
     "cocod": lambda: silence(_cls("cocod"), "_start_average", "_average_now"),  # merge adds c - s = 0
     "fda": lambda: silence(_cls("fda"), "average"),  # still estimates, re-anchors and counts syncs
     "easgd": lambda: silence(_cls("easgd"), "before_step"),  # mean of pre-step models = own model
+    "lsgd": lambda: replace(_cls("lsgd"), "pull_toward_leaders", lambda self, *args: None),
+    "gossip": lambda: replace(_cls("gossip"), "correction", lambda self, received: None),  # u_i = 0
+    "elastic-gossip": lambda: replace(_cls("elastic-gossip"), "correction", lambda self, received: None),
+    "adpsgd": lambda: replace(_cls("adpsgd"), "midpoint", lambda self, other: None),  # both keep their own
+    "divshare": lambda: replace(_cls("divshare"), "average_fragments", lambda self, copies: None),
 }
 
 
-def apply(name: str) -> None:
-    """Switch off ``name``'s communication in this process (KeyError: no mutation for it yet)."""
+def apply(name: str):
+    """Switch off ``name``'s communication in this process (KeyError: no mutation for it yet); returns
+    a function that undoes it (for several runs in one process)."""
     if name not in NOOP:
         raise KeyError(f"no no-op mutation for algorithm {name!r}: add one to tests/progs/_mutations.py NOOP")
-    NOOP[name]()
+    return NOOP[name]()

@@ -2,7 +2,7 @@
 
 ``accuracy_gossip.py PARTITION EPOCHS ALGORITHM...``: on digits (seed 0,
 every rank), trains sync, then each ALGORITHM as it is and with its averaging
-replaced by a no-op (``_mutations_gossip``: training alone, then the one
+replaced by a no-op (``_mutations``: training alone, then the one
 average of ``finish()``), all in one job (torch is imported once). Rank 0
 prints ``RESULT {"sync": acc, "ALGORITHM": acc, "ALGORITHM/off": acc, ...}``.
 """
@@ -10,7 +10,7 @@ prints ``RESULT {"sync": acc, "ALGORITHM": acc, "ALGORITHM/off": acc, ...}``.
 import json
 import sys
 
-import _mutations_gossip
+import _mutations
 from _common import done, world
 
 from mpisgd.train import TrainConfig, run
@@ -27,8 +27,8 @@ def accuracy(algorithm):
 results = {"sync": accuracy("sync")}
 for name in algorithms:
     results[name] = accuracy(name)
-    if name in _mutations_gossip.NOOP:
-        undo = _mutations_gossip.apply(name)
+    if name in _mutations.NOOP:
+        undo = _mutations.apply(name)
         results[f"{name}/off"] = accuracy(name)
         undo()
 if comm.rank == 0:

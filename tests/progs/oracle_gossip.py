@@ -15,7 +15,7 @@ active and passive, at which steps of each); DivShare the recorded fragments
 per algorithm (topologies ring and full, variants and options).
 
 ``--mutate``: the algorithm's averaging is replaced by a no-op first
-(``_mutations_gossip``); the oracle must then fail with
+(``_mutations``); the oracle must then fail with
 ``differs from the reference``.
 """
 
@@ -23,7 +23,7 @@ import sys
 import time
 
 import _gossip_reference as reference
-import _mutations_gossip
+import _mutations
 import numpy as np
 from _common import Quadratic, done, no_torch, world
 
@@ -37,7 +37,7 @@ comm = world()
 p, rank = comm.size, comm.rank
 algorithm_name = sys.argv[1]
 if "--mutate" in sys.argv:
-    _mutations_gossip.apply(algorithm_name)
+    _mutations.apply(algorithm_name)
 
 
 def run(cls, steps, seed, *, pause=0.0, **options):

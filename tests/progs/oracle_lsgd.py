@@ -20,6 +20,7 @@ below first: the oracle must then fail with "lsgd differs from the oracle").
 
 import sys
 
+import _mutations
 import numpy as np
 from _common import Quadratic, done, gather, no_torch, world
 
@@ -29,13 +30,6 @@ from mpisgd.errors import UsageError
 
 TOLERANCE = 1e-12
 STEPS = 12
-
-
-def mutate():
-    """No-op mutation (entry ``"lsgd"`` of tests/progs/_mutations.py's NOOP): no election, broadcast or pull.
-
-    As a table entry: ``"lsgd": lambda: replace(_cls("lsgd"), "pull_toward_leaders", lambda self, *args: None)``."""
-    LeaderSGD.pull_toward_leaders = lambda self, *args: None
 
 
 def reference(quadratics, starts, lr, steps, *, period, global_period, pull, global_pull, group_size,
@@ -170,8 +164,8 @@ def properties(comm):
 if __name__ == "__main__":
     comm = world()
     group_size = int(sys.argv[sys.argv.index("--group-size") + 1]) if "--group-size" in sys.argv else 0
-    if "--mutate" in sys.argv:
-        mutate()
+    if "--mutate" in sys.argv:  # no election, broadcast or pull (tests/progs/_mutations.py)
+        _mutations.apply("lsgd")
     oracle(comm, group_size)
     if group_size == 0:
         properties(comm)
