@@ -66,7 +66,7 @@ Example (``mpiexec -n 3 python -m mpi4py example.py``: rank 0 serves, the others
 
 import numpy as np
 
-from ..algorithm import Option, fraction, register
+from ..algorithm import Option, register
 from ..comm import tags
 from ..lookahead import LOCAL_MOMENTUM, LocalVariable, LookAheadMomentum
 from .center import CenterVariable
