@@ -21,8 +21,8 @@ from .flat import FlatParams
 __version__ = "0.1.0"
 
 TORCH_NAMES = ("AdaHessian", "DistributedOptimizer", "broadcast_module", "SyncSGD", "LocalSGD", "CoCoDSGD", "FDA",
-               "EASGD", "LSGD", "GossipSGD", "ElasticGossipSGD", "SwiftSGD", "DivShareSGD", "ADPSGD",
-               "EASGDAsync", "EAMSGD", "EASGDDynamicWeighting")
+               "EASGD", "EAMSGD", "LSGD", "GossipSGD", "ElasticGossipSGD", "SwiftSGD", "DivShareSGD", "ADPSGD",
+               "EASGDAsync", "EAMSGDAsync", "EASGDDynamicWeighting")
 
 
 def __getattr__(name: str):

@@ -116,8 +116,10 @@ def test_flags_and_defaults_come_from_train_config():
     ({"stop_at_target": True}, "--stop-at-target needs --target-accuracy"),
     ({"slow_factor": 2.0}, "--slow-factor needs --slow-ranks"),
     ({"slow_ranks": "1,x"}, "--slow-ranks must be rank numbers separated by commas"),
-    ({"algorithm": "eamsgd"}, "eamsgd carries its own momentum around a plain SGD step"),
+    ({"algorithm": "eamsgd", "momentum": 0.9}, "eamsgd carries its own momentum around a plain SGD step"),
+    ({"algorithm": "eamsgd-async", "momentum": 0.5}, "eamsgd-async carries its own momentum"),
     ({"algorithm": "eamsgd", "local_optimizer": "adahessian"}, "eamsgd carries its own momentum"),
+    ({"algorithm": "easgd", "nesterov": True}, "--nesterov needs --momentum > 0"),
 ])
 def test_config_checks_from_field_metadata(fields, message):
     from mpisgd.errors import UsageError

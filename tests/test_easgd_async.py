@@ -1,4 +1,5 @@
-"""Asynchronous EASGD, EAMSGD and dynamic weighting (mpisgd.masterworker) under real mpiexec, numpy only."""
+"""Asynchronous EASGD and EAMSGD (easgd-async, eamsgd-async) and dynamic weighting (mpisgd.masterworker)
+under real mpiexec, numpy only."""
 
 import pytest
 from mpirun import assert_ok, run_prog
@@ -22,7 +23,7 @@ def test_async_easgd_oracles_can_fail(mutation, order, message):
 
 
 def test_async_easgd_and_eamsgd_follow_the_spec():
-    """One worker per server: easgd-async is the spec's loop bit for bit (both orders), EAMSGD with
+    """One worker per server: easgd-async is the spec's loop bit for bit (both orders), eamsgd-async with
     momentum 0 is easgd-async bit for bit, EAMSGD with momentum 0.9 is the spec's EAMSGD box."""
     assert_ok(run_prog(4, "easgd_async.py", "sequential", timeout=60))
 
@@ -37,6 +38,6 @@ def test_dynamic_weighting(mode):
 
 
 def test_torch_classes():
-    """EASGDAsync (both orders), EAMSGD and EASGDDynamicWeighting around torch.optim.SGD; rank 0 serves."""
+    """EASGDAsync (both orders), EAMSGDAsync and EASGDDynamicWeighting around torch.optim.SGD; rank 0 serves."""
     pytest.importorskip("torch")
     assert_ok(run_prog(3, "torch_masterworker.py", timeout=90))

@@ -12,9 +12,9 @@ import mpisgd  # noqa: E402
 from mpisgd.torch import CLASSES  # noqa: E402
 
 NAMES = {"SyncSGD": "sync", "LocalSGD": "local", "CoCoDSGD": "cocod", "FDA": "fda", "EASGD": "easgd",
-         "LSGD": "lsgd", "GossipSGD": "gossip", "ElasticGossipSGD": "elastic-gossip", "SwiftSGD": "swift",
-         "DivShareSGD": "divshare", "ADPSGD": "adpsgd", "EASGDAsync": "easgd-async", "EAMSGD": "eamsgd",
-         "EASGDDynamicWeighting": "easgd-dw"}
+         "EAMSGD": "eamsgd", "LSGD": "lsgd", "GossipSGD": "gossip", "ElasticGossipSGD": "elastic-gossip",
+         "SwiftSGD": "swift", "DivShareSGD": "divshare", "ADPSGD": "adpsgd", "EASGDAsync": "easgd-async",
+         "EAMSGDAsync": "eamsgd-async", "EASGDDynamicWeighting": "easgd-dw"}
 
 
 def test_every_algorithm_has_a_torch_class_importable_from_mpisgd():

@@ -29,18 +29,15 @@ Two orders (``overlap``):
   travels during the local step; ``after_step()`` computes d from the kept
   x^i, sends it and pulls. The gradient is taken at the pre-pull point.
 
-EAMSGD [``eamsgd``] adds Nesterov momentum delta (``local_momentum``, default 0.99)
-to the local variable, the elastic force staying outside the momentum (§3.1
-EAMSGD box): ``v <- delta v; g = grad F(x + v); x <- x + v - lr g;
-v <- v - lr g``. Wrap a *plain* SGD step (no momentum): the algorithm keeps
-v and the true iterate x (``iterate``) and leaves the look-ahead point
-y = x + delta v in the parameters, where the caller's next gradient is taken.
-Derivation: the plain step turns y_t into y' = x_t + delta v_t - lr g(y_t),
-which is x_{t+1}; hence v_{t+1} = delta v_t - lr g = y' - x_t. So after each
-step: ``v <- params - iterate``; the elastic exchange (if due) pulls params
-(v unchanged: the pull is not momentum); ``iterate <- params``;
-``params <- params + delta v`` (the next look-ahead). With momentum 0 every
-operation is the async EASGD one (the look-ahead adds 0), bit for bit.
+EAMSGD [``eamsgd-async``] adds Nesterov momentum delta (``local_momentum``,
+default 0.99) to the local variable, the elastic force staying outside the
+momentum (§3.1 EAMSGD box): ``v <- delta v; g = grad F(x + v); x <- x + v - lr g;
+v <- v - lr g``. It wraps a *plain* SGD step and leaves the look-ahead point
+x + delta v in the parameters (:class:`mpisgd.lookahead.LookAheadMomentum`,
+shared with the synchronous ``eamsgd``): after each step the momentum buffer
+follows the step (``stepped()``), the elastic exchange (if due) pulls the
+parameters, then ``look_ahead()``. With delta = 0 every operation is the
+async EASGD one, bit for bit.
 
 A server rank calls ``serve()`` instead of training (with torch:
 ``opt.algorithm.serve()``); every rank calls ``finish()``, after which it
@@ -69,13 +66,14 @@ Example (``mpiexec -n 3 python -m mpi4py example.py``: rank 0 serves, the others
 
 import numpy as np
 
-from ..algorithm import Option, fraction, register
+from ..algorithm import Option, register
 from ..comm import tags
+from ..lookahead import LOCAL_MOMENTUM, LocalVariable, LookAheadMomentum
 from .center import CenterVariable
 
 
 @register
-class AsyncElasticAveraging(CenterVariable):
+class AsyncElasticAveraging(LocalVariable, CenterVariable):
     name = "easgd-async"
     summary = "asynchronous EASGD: the center on server ranks, workers exchanging every period steps"
     options = {
@@ -132,14 +130,8 @@ class AsyncElasticAveraging(CenterVariable):
         self.exchanges += 1
 
     def capture(self, out) -> None:
-        """``out`` <- the worker's iterate x^i on the host."""
-        self.flat.backend.to_host(self.flat.params, out)
-
-    def stepped(self) -> None:
-        """The local step has run (EAMSGD: the momentum buffer follows it)."""
-
-    def look_ahead(self) -> None:
-        """The exchange is done (EAMSGD: move the parameters to the look-ahead point)."""
+        """``out`` <- the worker's variable x^i on the host."""
+        self.flat.backend.to_host(self.local_variable(), out)
 
     # -- server ------------------------------------------------------------------
     def handle(self, message) -> None:
@@ -152,30 +144,13 @@ class AsyncElasticAveraging(CenterVariable):
 
 
 @register
-class ElasticMomentum(AsyncElasticAveraging):
-    name = "eamsgd"
-    summary = "EAMSGD: asynchronous EASGD with Nesterov momentum on each worker (wrap plain SGD)"
-    options = {
-        **AsyncElasticAveraging.options,
-        "local_momentum": Option(0.99, "Nesterov momentum delta of each worker's variable (EAMSGD; the local "
-                                       "optimizer must be plain SGD, no momentum)", fraction),
-    }
-    worker_state = ("velocity", "iterate")
-    wraps_plain_sgd = True  # the harness refuses a local optimizer with momentum of its own (or AdaHessian)
+class AsyncElasticMomentum(LookAheadMomentum, AsyncElasticAveraging):
+    name = "eamsgd-async"
+    summary = "asynchronous EAMSGD: easgd-async with Nesterov momentum delta on each worker (wrap plain SGD)"
+    options = {**AsyncElasticAveraging.options, "local_momentum": LOCAL_MOMENTUM}
+    worker_state = LookAheadMomentum.LOOK_AHEAD_STATE
 
     def __init__(self, flat, *, comm=None, init="broadcast", **options):
         super().__init__(flat, comm=comm, init=init, **options)
         if not self.is_server:
-            backend = self.flat.backend
-            self.velocity = backend.zeros_like(self.flat.params)  # v
-            self.iterate = backend.copy(self.flat.params)  # x (the parameters hold x + delta v)
-
-    def capture(self, out) -> None:
-        self.flat.backend.to_host(self.iterate, out)
-
-    def stepped(self) -> None:
-        self.velocity[...] = self.flat.params - self.iterate  # v <- delta v - lr g(x + delta v)
-
-    def look_ahead(self) -> None:
-        self.iterate[...] = self.flat.params
-        self.flat.params += self.velocity * self.local_momentum  # the next gradient is taken at x + delta v
+            self.start_look_ahead()

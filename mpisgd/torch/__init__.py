@@ -13,7 +13,7 @@ from .adahessian import AdaHessian
 from .broadcast import broadcast_module
 from .classes import (ADPSGD, CLASSES, EASGD, FDA, LSGD, CoCoDSGD, DivShareSGD, ElasticGossipSGD,  # noqa: F401
                       GossipSGD, LocalSGD, SwiftSGD, SyncSGD)
-from .classes import EAMSGD, EASGDAsync, EASGDDynamicWeighting  # noqa: F401
+from .classes import EAMSGD, EAMSGDAsync, EASGDAsync, EASGDDynamicWeighting  # noqa: F401
 from .optimizer import DistributedOptimizer
 
 __all__ = ["AdaHessian", "DistributedOptimizer", "broadcast_module", *CLASSES]

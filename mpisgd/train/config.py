@@ -66,6 +66,7 @@ def open_unit(value):
     return None if 0 < value < 1 else "must be in (0, 1)"
 
 
+DEFAULT_MOMENTUM = 0.9  # the local SGD's momentum with an algorithm that prefers none (local_momentum_default)
 PRIVATE = (lambda c: c.dp != "off", "--dp RULE")  # the ``needs`` of the DP settings
 
 
@@ -124,12 +125,15 @@ class TrainConfig:
     local_optimizer: str = setting("sgd", "the optimizer each rank steps with: sgd (torch.optim.SGD) or adahessian "
                                    "(Yao et al. 2021, Hutchinson Hessian diagonal; recommended --lr 0.15, "
                                    "each step costs a second backward pass)", choices=["sgd", "adahessian"])
-    momentum: float = setting(0.9, "momentum of the local SGD optimizer", check=below_one,
-                              needs=(lambda c: c.local_optimizer == "sgd", "--local-optimizer sgd"))
+    momentum: Optional[float] = setting(
+        None, "momentum of the local SGD optimizer (default: 0 with easgd, eamsgd and eamsgd-async, plain SGD "
+        "as in their paper, eamsgd's momentum being its --local-momentum; 0.9 with the others)",
+        check=below_one, needs=(lambda c: c.local_optimizer == "sgd", "--local-optimizer sgd"))
     weight_decay: float = setting(0.0, "weight decay of the local optimizer (adahessian: decoupled)",
                                   check=non_negative)
-    nesterov: bool = setting(False, "Nesterov momentum in the local optimizer (EAMSGD with easgd)",
-                             needs=(lambda c: c.momentum > 0 and c.local_optimizer == "sgd",
+    nesterov: bool = setting(False, "Nesterov momentum in the local optimizer (torch's; the paper's EAMSGD is "
+                             "--algorithm eamsgd)",
+                             needs=(lambda c: c.resolved_momentum() > 0 and c.local_optimizer == "sgd",
                                     "--momentum > 0 and --local-optimizer sgd"))
     seed: int = setting(0, "one seed; rank r derives its streams from (seed, r)")
     partition: str = setting("iid", "iid or dirichlet:ALPHA (non-IID)", check=_parsed(parse_partition))
@@ -191,7 +195,9 @@ class TrainConfig:
                                       factory=dict)
 
     def validate(self) -> None:
-        """Raise UsageError for values no run can use (the same on every rank): each field's checks."""
+        """Raise UsageError for values no run can use (the same on every rank): each field's checks.
+        Then fill the defaults that depend on the algorithm (``momentum``, with ``--local-optimizer sgd``),
+        so that the ``start`` record holds the values the run used."""
         for spec in fields(self):
             value, meta, flag = getattr(self, spec.name), spec.metadata, flag_of(spec.name)
             choices = choices_of(meta["choices"])
@@ -212,9 +218,21 @@ class TrainConfig:
 
             check_privacy(self, ALGORITHMS.get(self.algorithm))
         plain = getattr(ALGORITHMS.get(self.algorithm), "wraps_plain_sgd", False)
-        if plain and (self.local_optimizer != "sgd" or self.momentum != 0):
+        if plain and (self.local_optimizer != "sgd" or self.resolved_momentum() != 0):
             raise UsageError(f"{self.algorithm} carries its own momentum around a plain SGD step: run it with "
-                             "--momentum 0 and --local-optimizer sgd (its momentum is --local-momentum)")
+                             "--momentum 0 (its default) and --local-optimizer sgd (its momentum is "
+                             "--local-momentum)")
+        if self.local_optimizer == "sgd":
+            self.momentum = self.resolved_momentum()
+
+    def resolved_momentum(self) -> float:
+        """``momentum``, or where not given the algorithm's preferred local momentum
+        (its ``local_momentum_default``; 0.9 where it has none)."""
+        if self.momentum is not None:
+            return self.momentum
+        from ..algorithm import ALGORITHMS
+
+        return getattr(ALGORITHMS.get(self.algorithm), "local_momentum_default", DEFAULT_MOMENTUM)
 
     def slow_rank_list(self) -> list:
         return rank_list(self.slow_ranks)

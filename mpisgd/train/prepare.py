@@ -84,7 +84,7 @@ def local_optimizer(config, model, rank: int) -> torch.optim.Optimizer:
     if config.local_optimizer == "adahessian":
         seed = int(np.random.SeedSequence([config.seed, rank]).generate_state(1)[0])
         return AdaHessian(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, seed=seed)
-    return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+    return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.resolved_momentum(),
                            weight_decay=config.weight_decay, nesterov=config.nesterov)
 
 

@@ -6,8 +6,8 @@ Usage: easgd_async.py MODE [ARGS]
                                      (exchange: the exchange is a no-op; server: updates are not applied)
                                      must make an oracle fail
   sequential                         one worker per pair of ranks: easgd-async equals a sequential
-                                     simulation of the spec bit for bit, EAMSGD with momentum 0 equals
-                                     easgd-async bit for bit, EAMSGD with momentum 0.9 follows the spec's box
+                                     simulation of the spec bit for bit, eamsgd-async with momentum 0
+                                     equals easgd-async bit for bit, EAMSGD with momentum 0.9 follows the spec's box
 """
 
 import sys
@@ -17,7 +17,7 @@ from _common import Quadratic, done, no_torch, world
 
 from mpisgd import FlatParams
 from mpisgd.comm import tags
-from mpisgd.masterworker import AsyncElasticAveraging, ElasticMomentum
+from mpisgd.masterworker import AsyncElasticAveraging, AsyncElasticMomentum
 
 comm = world()
 mode = sys.argv[1]
@@ -138,9 +138,9 @@ elif mode == "sequential":
     expected, expected_center = spec()
     assert np.array_equal(plain, expected), "easgd-async differs from the spec's sequential loop"
     assert np.array_equal(center, expected_center), "the server's center differs from the spec"
-    still, center0 = run(ElasticMomentum, local_momentum=0.0)
+    still, center0 = run(AsyncElasticMomentum, local_momentum=0.0)
     assert np.array_equal(still, plain) and np.array_equal(center0, center), "EAMSGD(0) != easgd-async"
-    moving, center9 = run(ElasticMomentum, local_momentum=0.9)
+    moving, center9 = run(AsyncElasticMomentum, local_momentum=0.9)
     expected, expected_center = spec(momentum=0.9)
     assert np.abs(moving - expected).max() < 1e-12, np.abs(moving - expected).max()
     assert np.abs(center9 - expected_center).max() < 1e-12

@@ -23,7 +23,7 @@ def value(model):
 
 
 for cls, options in ((mpisgd.EASGDAsync, {}), (mpisgd.EASGDAsync, {"overlap": True}),
-                     (mpisgd.EAMSGD, {"local_momentum": 0.5}), (mpisgd.EASGDDynamicWeighting, {"deadline": 5.0})):
+                     (mpisgd.EAMSGDAsync, {"local_momentum": 0.5}), (mpisgd.EASGDDynamicWeighting, {"deadline": 5.0})):
     model = torch.nn.Linear(4, 1, bias=False).double()
     opt = cls(torch.optim.SGD(model.parameters(), lr=0.05), comm=comm, period=2, timeout=30, **options)
     state = opt.state_dict()["algorithm"]
@@ -31,7 +31,7 @@ for cls, options in ((mpisgd.EASGDAsync, {}), (mpisgd.EASGDAsync, {"overlap": Tr
         assert isinstance(state["center"], np.ndarray)
         opt.algorithm.serve()  # rank 0 holds the center until every worker has left
     else:
-        assert ("velocity" in state) == (cls is mpisgd.EAMSGD)
+        assert ("velocity" in state) == (cls is mpisgd.EAMSGDAsync)
         first = value(model)
         for step in range(100):
             opt.zero_grad()

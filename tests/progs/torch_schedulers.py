@@ -47,7 +47,7 @@ def reference(make):
     return seen
 
 
-assert len(CLASSES) == 11, sorted(CLASSES)
+assert len(CLASSES) == 12, sorted(CLASSES)
 for class_name, cls in sorted(CLASSES.items()):
     assert getattr(mpisgd, class_name) is cls
     for scheduler_name, make in SCHEDULERS.items():
