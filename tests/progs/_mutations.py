@@ -118,7 +118,8 @@ NOOP = {
     "local": lambda: silence(_cls("local"), "average"),
     "cocod": lambda: silence(_cls("cocod"), "_start_average", "_average_now"),  # merge adds c - s = 0
     "fda": lambda: silence(_cls("fda"), "average"),  # still estimates, re-anchors and counts syncs
-    "easgd": lambda: silence(_cls("easgd"), "before_step"),  # mean of pre-step models = own model
+    "easgd": lambda: silence(_cls("easgd"), "start_exchange"),  # mean of pre-step models = own model
+    "eamsgd": lambda: silence(_cls("eamsgd"), "start_exchange"),
     "lsgd": lambda: replace(_cls("lsgd"), "pull_toward_leaders", lambda self, *args: None),
     "gossip": lambda: replace(_cls("gossip"), "correction", lambda self, received: None),  # u_i = 0
     "elastic-gossip": lambda: replace(_cls("elastic-gossip"), "correction", lambda self, received: None),

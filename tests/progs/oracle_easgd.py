@@ -11,11 +11,12 @@ nor reads their state: it sees only the parameters (EAMSGD: the look-ahead point
 the next gradient is taken) and, after ``finish()``, the center. Cases: ``easgd``; ``eamsgd`` with
 delta = 0.9 and 0.99, and with delta = 0 equal to easgd bit for bit (§3.4); ``torch``: eamsgd (0.9).
 
-``--mutate``: the elastic exchange is a no-op (:func:`no_exchange`); the oracle must then fail.
+``--mutate``: the elastic exchange is a no-op (tests/progs/_mutations.py); the oracle must then fail.
 """
 
 import sys
 
+import _mutations
 import numpy as np
 from _common import Quadratic, done, gather, world
 
@@ -23,11 +24,6 @@ from mpisgd.collective import ElasticAveraging, ElasticMomentum
 
 LR, PERIOD, BETA, STEPS, DIM = 0.05, 3, 0.9, 30, 6
 TOLERANCE = 1e-12
-
-
-def no_exchange(cls=ElasticAveraging):
-    """Mutation: the method that communicates (starts the all-reduce of the pre-step models) does nothing."""
-    cls.start_exchange = lambda self: None
 
 
 # -- the oracle: ALGORITHMS.md §3.1, all p workers in one process ---------------------------------------
@@ -117,8 +113,9 @@ def compare(label, seen, final, reference):
 def main():
     comm = world()
     case = sys.argv[1]
-    if "--mutate" in sys.argv[2:]:
-        no_exchange()
+    if "--mutate" in sys.argv[2:]:  # the all-reduce of the pre-step models does nothing (_mutations.py)
+        _mutations.apply("easgd")
+        _mutations.apply("eamsgd")
     problem = Quadratic(comm, dim=DIM, seed=3)
     start = np.random.default_rng(100 + comm.rank).standard_normal(DIM)
     pairs = comm.allgather((problem.a, problem.b))
