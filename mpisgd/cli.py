@@ -70,8 +70,8 @@ def _algorithm_flags() -> dict:
 
 
 def option_flag(option_name: str) -> str:
-    """An algorithm option's flag; ``--algorithm-NAME`` where a training setting has the name
-    (EAMSGD's ``momentum`` against the local optimizer's ``--momentum``)."""
+    """An algorithm option's flag; ``--algorithm-NAME`` where a training setting has the same name
+    (none does today; the rule keeps a future clash from shadowing a training flag)."""
     taken = {spec.name for spec in fields(TrainConfig)}
     return flag_of(f"algorithm_{option_name}" if option_name in taken else option_name)
 
