@@ -74,7 +74,7 @@ def test_swift_divshare_adpsgd_oracles(ranks):
 
 
 NON_IID = "dirichlet:0.3"  # 4 ranks training alone reach ~0.62 on it, sync ~0.96
-WITH_NO_OP = ["gossip", "elastic-gossip", "adpsgd", "divshare"]  # progs/_mutations.py (Swift: its own slice)
+WITH_NO_OP = ["gossip", "elastic-gossip", "adpsgd", "divshare", "swift"]  # progs/_mutations.py
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,7 @@ def non_iid_accuracy():
     (training alone, then the one average of finish()); one job, so torch is imported once (~50 s)."""
     import json
 
-    result = run_prog(4, "accuracy_gossip.py", NON_IID, 10, *WITH_NO_OP, "swift", timeout=400)
+    result = run_prog(4, "accuracy_gossip.py", NON_IID, 10, *WITH_NO_OP, timeout=400)
     assert_ok(result)
     return json.loads(next(line for line in result.stdout.splitlines() if line.startswith("RESULT "))[7:])
 
@@ -95,7 +95,7 @@ def non_iid_accuracy():
 CLOSE_TO_SYNC = {"gossip": 0.05, "elastic-gossip": 0.05, "divshare": 0.15, "adpsgd": 0.15, "swift": 0.15}
 
 
-@pytest.mark.parametrize("algorithm", WITH_NO_OP + ["swift"])
+@pytest.mark.parametrize("algorithm", WITH_NO_OP)
 def test_digits_accuracy_close_to_sync(non_iid_accuracy, algorithm):
     """On a partition where training alone fails, each algorithm ends close to sync (CLOSE_TO_SYNC)."""
     accuracy, sync = non_iid_accuracy[algorithm], non_iid_accuracy["sync"]

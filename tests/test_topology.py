@@ -333,7 +333,7 @@ def test_spec_forms():
 
 
 @pytest.mark.parametrize("spec,p,message", [
-    ("star", 4, "unknown topology 'star'; choose from ring"),
+    ("hexagon", 4, "unknown topology 'hexagon'; choose from ring"),
     ("", 4, "non-empty string"),
     (None, 4, "non-empty string"),
     ("ring:3", 4, "ring takes no argument"),

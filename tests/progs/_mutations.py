@@ -125,6 +125,7 @@ NOOP = {
     "elastic-gossip": lambda: replace(_cls("elastic-gossip"), "correction", lambda self, received: None),
     "adpsgd": lambda: replace(_cls("adpsgd"), "midpoint", lambda self, other: None),  # both keep their own
     "divshare": lambda: replace(_cls("divshare"), "average_fragments", lambda self, copies: None),
+    "swift": lambda: replace(_cls("swift"), "mix", lambda self, newest: None),  # sends, never averages
 }
 
 

@@ -16,10 +16,10 @@ Example::
 
 from .graph import Topology
 from .schedule import TimeVaryingTopology
-from .kinds import (bipartite, exponential, fully_connected, one_peer_exponential, one_peer_hypercube,
-                    random_regular, ring, torus, torus_shape)
+from .kinds import (bipartite, exponential, fully_connected, one_peer_exponential, one_peer_hypercube, path,
+                    random_regular, ring, star, torus, torus_shape)
 from .mixing import (MIXING_KINDS, check_mixing_matrix, mixing_matrix, mixing_weights, spectral_gap,
-                     stationary_distribution)
+                     stationary_distribution, swift_matrix)
 from .spec import TOPOLOGY_SPECS, parse_topology
 
 __all__ = [
@@ -36,10 +36,13 @@ __all__ = [
     "one_peer_exponential",
     "one_peer_hypercube",
     "parse_topology",
+    "path",
     "random_regular",
     "ring",
     "spectral_gap",
+    "star",
     "stationary_distribution",
+    "swift_matrix",
     "torus",
     "torus_shape",
 ]

@@ -1,4 +1,4 @@
-"""Graph constructors: ring, torus, exponential, random regular, full, bipartite, one-peer schedules.
+"""Graph constructors: ring, torus, exponential, random regular, full, path, star, bipartite, one-peer schedules.
 
 Every constructor takes the number of ranks ``p`` first and returns a
 connected :class:`Topology` (or a :class:`TimeVaryingTopology` whose union
@@ -105,6 +105,21 @@ def fully_connected(p: int) -> Topology:
     """Every rank linked with every other: degree p - 1 (one-step exact averaging with uniform weights)."""
     p = check_world_size(p)
     return Topology(~np.eye(p, dtype=bool), name="full", spec="full")
+
+
+def path(p: int) -> Topology:
+    """The line 0 - 1 - ... - (p - 1): end ranks have degree 1, the others 2 (irregular for p >= 3)."""
+    p = check_world_size(p)
+    matrix = np.eye(p, k=1, dtype=bool)
+    return Topology(matrix | matrix.T, name="path", spec="path")
+
+
+def star(p: int) -> Topology:
+    """Rank 0 linked with every other rank (degree p - 1), which are linked only with rank 0 (degree 1)."""
+    p = check_world_size(p)
+    matrix = np.zeros((p, p), dtype=bool)
+    matrix[0, 1:] = matrix[1:, 0] = True
+    return Topology(matrix, name="star", spec="star")
 
 
 def bipartite(p: int, complete: bool = False) -> Topology:

@@ -10,6 +10,10 @@ in-neighbours), so every row sums to 1 (row-stochastic, nonnegative).
 - ``metropolis`` (Metropolis-Hastings): ``w_ij = 1 / (1 + max(d_i, d_j))`` on
   every edge, ``w_ii = 1 - sum_j w_ij``. Symmetric and doubly stochastic on any
   undirected graph, so gossip with it preserves the global mean.
+- ``swift``: Swift's degree negotiation (:func:`swift_matrix`), reconstructed from
+  the official code (GDM/GraphConstruct.py, ``weight_type='swift'``). Row-stochastic;
+  doubly stochastic when symmetric, which holds unless two linked ranks of equal
+  degree end up offering different weights (checked, not assumed: see the docs).
 
 Example::
 
@@ -25,7 +29,8 @@ import numpy as np
 
 from ...errors import UsageError
 
-MIXING_KINDS = ("uniform", "metropolis")
+MIXING_KINDS = ("uniform", "metropolis", "swift")
+_UNDIRECTED_ONLY = ("metropolis", "swift")
 
 
 def _graph(topology, step):
@@ -39,8 +44,8 @@ def _graph(topology, step):
 def _check_kind(kind: str, graph) -> None:
     if kind not in MIXING_KINDS:
         raise UsageError(f"unknown mixing weights {kind!r}; choose from {', '.join(MIXING_KINDS)}")
-    if kind == "metropolis" and not graph.is_symmetric():
-        raise UsageError(f"metropolis weights need an undirected graph; {graph.spec} is directed (use uniform)")
+    if kind in _UNDIRECTED_ONLY and not graph.is_symmetric():
+        raise UsageError(f"{kind} weights need an undirected graph; {graph.spec} is directed (use uniform)")
 
 
 def mixing_matrix(topology, kind: str = "metropolis", *, step: Optional[int] = None) -> np.ndarray:
@@ -50,6 +55,8 @@ def mixing_matrix(topology, kind: str = "metropolis", *, step: Optional[int] = N
     receives = graph.adjacency.T.astype(np.float64)  # receives[i, j] = 1: j sends to i
     if kind == "uniform":
         weights = (receives + np.eye(graph.p)) / (receives.sum(axis=1) + 1)[:, None]
+    elif kind == "swift":
+        return check_mixing_matrix(swift_matrix(graph), graph)
     else:
         degree = receives.sum(axis=1)
         weights = receives / (1 + np.maximum(degree[:, None], degree[None, :]))
@@ -60,17 +67,51 @@ def mixing_matrix(topology, kind: str = "metropolis", *, step: Optional[int] = N
 def mixing_weights(topology, rank: int, kind: str = "metropolis", *, step: Optional[int] = None) -> dict:
     """Row ``rank`` of :func:`mixing_matrix` as ``{rank: w_ii, j: w_ij, ...}`` over self and in-neighbours.
 
-    Costs O(degree) rather than O(p^2): what one rank needs at run time.
+    Costs O(degree) rather than O(p^2) (``swift``: O(p^2), the negotiation spans the graph).
     """
     graph = _graph(topology, step)
     _check_kind(kind, graph)
     sources = graph.in_neighbors(rank)
+    if kind == "swift":
+        row = mixing_matrix(graph, kind)[rank]
+        return {j: float(row[j]) for j in sorted(sources + [rank])}
     if kind == "uniform":
         weights = {j: 1.0 / (len(sources) + 1) for j in sources + [rank]}
     else:
         weights = {j: 1.0 / (1 + max(len(sources), graph.in_degree(j))) for j in sources}
         weights[rank] = 1.0 - sum(weights.values())
     return dict(sorted(weights.items()))
+
+
+def swift_matrix(graph) -> np.ndarray:
+    """Swift's degree-negotiated weights on an undirected graph (official code, ``weight_type='swift'``).
+
+    The ranks settle their edges from the highest degree down. Rank ``i`` of degree
+    ``d_i`` first takes, for each higher-degree neighbour ``j``, the weight ``o_j`` that
+    ``j`` offered; it then spreads what is left uniformly over itself and its other
+    neighbours, ``u_i = (1 - sum_{j higher} o_j) / (#other neighbours + 1)``; a rank
+    with an equal-degree neighbour and at least one higher one lowers its offer to
+    the smallest ``u`` among itself and its equal-degree neighbours (a rank with no
+    higher neighbour keeps ``1/(d_i + 1)``). It gives ``o_i`` to every equal- or
+    lower-degree neighbour and ``w_ii = 1 - sum_j w_ij`` to itself. Not guaranteed
+    symmetric: linked equal-degree ranks may keep different offers.
+    """
+    adjacency = np.asarray(graph.adjacency, dtype=bool)
+    degree = adjacency.sum(axis=1)
+    spread, offer = np.zeros(graph.p), np.zeros(graph.p)  # u_i and o_i
+    weights = np.zeros((graph.p, graph.p))
+    for level in sorted(set(degree.tolist()), reverse=True):
+        ranks = np.flatnonzero(degree == level)
+        for i in ranks:
+            higher = adjacency[i] & (degree > level)
+            spread[i] = (1 - offer[higher].sum()) / (level - higher.sum() + 1)
+        for i in ranks:
+            higher, same = adjacency[i] & (degree > level), adjacency[i] & (degree == level)
+            offer[i] = min(spread[i], spread[same].min(initial=1.0)) if higher.any() else spread[i]
+            weights[i, higher] = offer[higher]
+            weights[i, adjacency[i] & (degree <= level)] = offer[i]
+    weights[np.diag_indices(graph.p)] = 1 - weights.sum(axis=1)
+    return weights
 
 
 def check_mixing_matrix(weights, topology=None, *, doubly_stochastic: bool = False,

@@ -4,8 +4,8 @@ import numpy as np
 
 from ...errors import UsageError
 from .graph import check_world_size
-from .kinds import (bipartite, exponential, fully_connected, one_peer_exponential, one_peer_hypercube,
-                    random_regular, ring, torus)
+from .kinds import (bipartite, exponential, fully_connected, one_peer_exponential, one_peer_hypercube, path,
+                    random_regular, ring, star, torus)
 
 #: spec form -> what it builds (the help text of ``--topology``)
 TOPOLOGY_SPECS = {
@@ -16,6 +16,8 @@ TOPOLOGY_SPECS = {
     "exponential:undirected": "undirected exponential graph: i <-> i +- 2^k",
     "regular:D": "random connected D-regular graph, seeded by --seed",
     "full": "fully connected, degree p - 1",
+    "path": "the line 0 - 1 - ... - (p - 1), degrees 1 (ends) and 2: irregular",
+    "star": "rank 0 linked with every other rank, degrees p - 1 and 1: irregular",
     "bipartite": "AD-PSGD bipartite graph: even (active) ranks linked with odd neighbours i +- 1",
     "bipartite:complete": "every even (active) rank linked with every odd (passive) rank",
     "one-peer-exponential": "time-varying, directed: at step t, i -> i + 2^(t mod ceil(log2 p))",
@@ -65,6 +67,8 @@ _BUILDERS = {
     "exponential": _exponential,
     "regular": _regular,
     "full": _no_argument("full", fully_connected),
+    "path": _no_argument("path", path),
+    "star": _no_argument("star", star),
     "bipartite": _bipartite,
     "one-peer-exponential": _no_argument("one-peer-exponential", one_peer_exponential),
     "one-peer-hypercube": _no_argument("one-peer-hypercube", one_peer_hypercube),
