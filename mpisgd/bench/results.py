@@ -192,7 +192,7 @@ def _privacy_section(report: dict) -> list:
                      for c in results["claim"]])
     opacus = results.get("opacus") or {}
     if opacus:
-        lines += ["", f"Against Opacus on one rank ({config.get('opacus')}):", ""]
+        lines += ["", f"Against Opacus: {config.get('opacus')}.", ""]
         lines += _table(["model", "mpisgd DP steps/s", "Opacus DP steps/s", "plain steps/s", "mpisgd over Opacus "
                          "(goal >= 1.0)", "DP over plain (mpisgd)", "accuracy mpisgd / Opacus / plain"],
                         [[m, f"{c['mpisgd']['steps_per_s']:.3g}", f"{c['opacus']['steps_per_s']:.3g}",
