@@ -14,6 +14,7 @@ for mpisgd)::
     python -m mpisgd.bench scaling --json runs/bench-scaling.json
     python -m mpisgd.bench asyvrsc --ranks 5 --json runs/bench-asyvrsc.json
     python -m mpisgd.bench failures --network 1gbit,1ms --straggler 3:100mbit,5ms --json runs/bench-failures.json
+    python -m mpisgd.bench privacy --json runs/bench-privacy.json
 
 ``allreduce``  :class:`mpisgd.collective.BucketedAllReduce` against one raw
                ``MPI.Allreduce`` of the same bytes (:mod:`.allreduce`).
@@ -31,6 +32,8 @@ for mpisgd)::
                SVRG: time to a relative gap of 1e-8, speedup, delays (:mod:`.asyvrsc`).
 ``failures``   async against sync EASGD with a straggler (time to accuracy), dynamic weighting
                against plain with a silent worker (final accuracy); 5 ranks (:mod:`.failures`).
+``privacy``    DP-SGD, NSGD, Auto-S and DP-PSAC at several epsilons: accuracy, epsilon spent, the
+               paper's claim per epsilon; mpisgd's DP step against Opacus's on one rank (:mod:`.privacy`).
 
 The training benchmarks share one run loop (:mod:`.training`).
 
@@ -39,4 +42,4 @@ Typed in a plain shell, the command re-launches itself under ``mpiexec``
 """
 
 # The one list of benchmarks: each name is the module that implements it (``python -m mpisgd.bench NAME``).
-BENCHMARK_NAMES = ("allreduce", "sync", "overlap", "stragglers", "gossip", "scaling", "asyvrsc", "failures")
+BENCHMARK_NAMES = ("allreduce", "sync", "overlap", "stragglers", "gossip", "scaling", "asyvrsc", "failures", "privacy")

@@ -169,6 +169,42 @@ def _asyvrsc_section(report: dict) -> list:
     return lines + ["", f"Ratios: {ratios}."]
 
 
+def _privacy_section(report: dict) -> list:
+    """The accuracy table (mean ± std over seeds, ε spent), the verdicts on the paper's claim, Opacus."""
+    config, results = report["config"], report["results"]
+    lines = [f"{config.get('ranks')} ranks, {config.get('algorithm')} with the {config.get('model')} (hidden "
+             f"{config.get('hidden')}) on {config.get('dataset')}; batch {config.get('batch_size')} per rank "
+             f"(Poisson), lr {config.get('lr')}, momentum {config.get('momentum')}, {config.get('epochs')} epochs, "
+             f"C {config.get('dp_clip')}, r {config.get('dp_r')} (nsgd, autos, psac), delta {config.get('dp_delta'):g}, "
+             f"accountant {config.get('accountant')}; seeds {config.get('seeds_used')} ({config.get('seeding')}).", ""]
+    rows = [[_fmt(t["epsilon_target"], missing="none"), t["rule"],
+             f"{t['accuracy_mean']:.3f} ± " + ("-" if t["accuracy_std"] is None else f"{t['accuracy_std']:.3f}"),
+             _fmt(t["epsilon_spent"], 1, 4, missing="-"), _fmt(t["noise_multiplier"], 1, 4, missing="-"),
+             _fmt(t["sample_rate"], 1, 3, missing="-"), t["seeds"]] for t in results["table"]]
+    lines += _table(["ε target", "rule", "test accuracy (mean ± std)", "ε spent", "σ", "q", "seeds"], rows)
+    lines += ["", "NSGD and Auto-S weigh a per-sample gradient of norm n by the same C/(n + r) (ALGORITHMS.md §10, "
+              "r = γ = 0.01): with one seed they are the same run."]
+    lines += ["", f"The paper's claim (DP-PSAC matches or beats Auto-S and NSGD), per ε: {config.get('verdict_rule')}.",
+              ""]
+    lines += _table(["ε", "psac minus", "mean difference (points)", "std (points)", "verdict"],
+                    [[_fmt(c["epsilon_target"]), c["versus"], f"{100 * c['mean_difference']:+.2f}",
+                      "-" if c["std_difference"] is None else f"{100 * c['std_difference']:.2f}", c["verdict"]]
+                     for c in results["claim"]])
+    opacus = results.get("opacus") or {}
+    if opacus:
+        lines += ["", f"Against Opacus: {config.get('opacus')}.", ""]
+        lines += _table(["model", "mpisgd DP steps/s", "Opacus DP steps/s", "plain steps/s", "mpisgd over Opacus "
+                         "(goal >= 1.0)", "DP over plain (mpisgd)", "accuracy mpisgd / Opacus / plain"],
+                        [[m, f"{c['mpisgd']['steps_per_s']:.3g}", f"{c['opacus']['steps_per_s']:.3g}",
+                          f"{c['plain']['steps_per_s']:.3g}", f"{c['steps_mpisgd_over_opacus']:.2f}",
+                          f"{c['dp_over_plain_mpisgd']:.2f}", f"{c['mpisgd']['accuracy']:.3f} / "
+                          f"{c['opacus']['accuracy']:.3f} / {c['plain']['accuracy']:.3f}"] for m, c in opacus.items()])
+        below = report.get("below_goal") or []
+        lines += ["", "- Goal: mpisgd's DP step at least as fast as Opacus's (`steps_mpisgd_over_opacus` >= 1.0). "
+                  + (f"**not met**: {', '.join(below)}." if below else "**met**.")]
+    return lines
+
+
 TITLES = {
     "check": "0. The emulation: Allreduce against its bandwidth bound",
     "cocod-1g": "1a. CoCoD-SGD against sync and Local SGD, 1 Gbit/s + 1 ms",
@@ -182,6 +218,8 @@ TITLES = {
     "failures": "5. Master-worker EASGD: async against sync with a straggler host, dynamic weighting against "
                 "plain with a silent worker",
     "asyvrsc": "6. AsyVRSC: time to a relative gap of 1e-8 against the number of workers (one machine, no emulation)",
+    "privacy": "7. Differential privacy: DP-SGD, NSGD, Auto-S and DP-PSAC at ε = 1, 3, 8, and Opacus (one machine, "
+               "no emulation)",
 }
 
 
@@ -205,6 +243,8 @@ def write_results(out: Path, doc: Path, log: dict) -> None:
                   f"{entry.get('seconds', 0):.0f} s; report: [results/{name}.json](results/{name}.json))", ""]
         if name == "check":
             lines += _check_section(report)
+        elif name == "privacy":
+            lines += _privacy_section(report)
         elif name == "asyvrsc":
             lines += _asyvrsc_section(report)
             lines += ["", *(_verdict(*claim, report) for claim in CLAIMS.get(name, []))]

@@ -18,7 +18,10 @@ other:
    100 Mbit/s + 5 ms (5 hosts: the server's one more), and dynamic
    weighting against plain when a worker falls silent;
 6. ``asyvrsc``: AsyVRSC-Distributed and -Shared against their sequential
-   twin, 1 to 4 workers (one machine, no emulated links).
+   twin, 1 to 4 workers (one machine, no emulated links);
+7. ``privacy``: DP-SGD, NSGD, Auto-S and DP-PSAC at epsilon 1, 3 and 8
+   over seeds, and mpisgd's DP step against Opacus's (one machine, no
+   emulated links).
 
 Each writes its JSON report and its runs' metrics under ``--out`` (default
 ``runs/suite``); ``python -m mpisgd report`` draws the plots of each
@@ -65,6 +68,8 @@ EXPERIMENTS = {
     # one machine, no emulated links: a master and 1..4 workers, or 1..4 ranks sharing x
     "asyvrsc": (["-m", "mpisgd.bench", "asyvrsc", "--ranks", "5"], []),
     "scaling": (["-m", "mpisgd.bench", "scaling", "--network", ONE_GBIT], []),
+    # one machine, no emulated links: accuracy and epsilon spent of the four clipping rules; Opacus on one rank
+    "privacy": (["-m", "mpisgd.bench", "privacy", "--ranks", "4"], []),
 }
 
 
