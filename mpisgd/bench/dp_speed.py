@@ -72,27 +72,6 @@ class _Mpisgd:
         return self.step()
 
 
-class _Opacus:
-    """Opacus's DP-SGD: GradSampleModule (hooks) and DPOptimizer, on the same Poisson batches."""
-
-    def __init__(self, model, task, sampler, sigma, clip, lr):
-        from opacus import GradSampleModule
-        from opacus.optimizers import DPOptimizer
-
-        self.task, self.sampler = task, sampler
-        self.model = GradSampleModule(model, loss_reduction="mean")
-        self.optimizer = DPOptimizer(torch.optim.SGD(self.model.parameters(), lr=lr), noise_multiplier=sigma,
-                                     max_grad_norm=clip, expected_batch_size=round(sampler.expected_size))
-
-    def __call__(self, x, y) -> float:
-        index = torch.from_numpy(self.sampler.next())
-        self.optimizer.zero_grad()
-        loss = loss_of(self.task, self.model(x[index]), y[index])
-        loss.backward()
-        self.optimizer.step()
-        return loss.item()
-
-
 class _Plain:
     """A non-DP step on the same batches: mean loss, backward, SGD."""
 
@@ -107,6 +86,20 @@ class _Plain:
         loss.backward()
         self.optimizer.step()
         return loss.item()
+
+
+class _Opacus(_Plain):
+    """Opacus's DP-SGD: GradSampleModule (hooks) and DPOptimizer, on the same Poisson batches (the
+    same step as :class:`_Plain`; Opacus's hooks and optimizer do the rest)."""
+
+    def __init__(self, model, task, sampler, sigma, clip, lr):
+        from opacus import GradSampleModule
+        from opacus.optimizers import DPOptimizer
+
+        self.task, self.sampler = task, sampler
+        self.model = GradSampleModule(model, loss_reduction="mean")
+        self.optimizer = DPOptimizer(torch.optim.SGD(self.model.parameters(), lr=lr), noise_multiplier=sigma,
+                                     max_grad_norm=clip, expected_batch_size=round(sampler.expected_size))
 
 
 def _accuracy(model, x, y) -> float:
