@@ -1,4 +1,4 @@
-"""Independent step-by-step oracles of the gossip family (ALGORITHMS.md §6, §8), Swift aside.
+"""Independent step-by-step oracles of the gossip family (ALGORITHMS.md §6 to §8).
 
 ``progs/oracle_gossip.py``: p ranks, each on its own quadratic from its own
 start (float64, flat-vector API), run an algorithm with its communication
@@ -14,7 +14,7 @@ import ast
 import pytest
 from mpirun import PROGS, assert_ok, run_prog
 
-ALGORITHMS = ["gossip", "elastic-gossip", "adpsgd", "divshare"]
+ALGORITHMS = ["gossip", "elastic-gossip", "adpsgd", "swift", "divshare"]
 
 
 @pytest.mark.parametrize("ranks", [2, 4])

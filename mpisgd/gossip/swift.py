@@ -24,6 +24,14 @@ waiting for one, with the mixing weights ``w_ij`` of the topology
   on other weights this keeps the weights summing to one.
 
 The local optimizer then applies the gradient computed before the average.
+
+Recorded schedule (``record``, see :mod:`mpisgd.gossip.base`), each event at
+this rank's step: ``("send", neighbour, stamp = step)`` per model queued;
+at each average ``("average", sender, stamp = the sender's step)`` per model
+received since the last average (logged where the messages are taken, before
+:meth:`Swift.mix`, so a mix that ignored them would be caught by a replay),
+and in standard mode ``("stored", neighbour, stamp)`` per stored model of a
+silent neighbour counted again.
 """
 
 from ..algorithm import Option, one_of, positive, register
@@ -75,8 +83,12 @@ class Swift(AsyncGossip):
         model = self.model_to_host()
         for peer in self.neighbours():
             self.messenger.send(peer, tags.MODEL, model, header=self.stamp())
+            self.log("send", peer, self.steps)
         if self.steps % self.avg_period == 0:
-            self.mix(Messenger.newest(self.messenger.receive(tag=tags.MODEL)))
+            newest = Messenger.newest(self.messenger.receive(tag=tags.MODEL))
+            for (source, _), message in newest.items():
+                self.log("average", source, message.header[0])
+            self.mix(newest)
 
     def mix(self, newest: dict) -> None:
         """Average with ``newest`` (``{(source, tag): Message}``: the newest model from each
@@ -84,6 +96,8 @@ class Swift(AsyncGossip):
         rank, row = self.comm.rank, self.mixing_row()
         received = {source: m for (source, _), m in newest.items() if source in row and source != rank}
         if self.mode == "standard":
+            for source in (self.stored.keys() - received.keys()) if self.record is not None else ():
+                self.log("stored", source, self.stored[source].header[0])
             self.stored.update(received)
             received = {source: m for source, m in self.stored.items() if source in row}
         used = {source: row[source] for source in received}

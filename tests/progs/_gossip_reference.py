@@ -1,4 +1,4 @@
-"""Single-process numpy references of the gossip algorithms (ALGORITHMS.md §6, §8), written from the spec.
+"""Single-process numpy references of the gossip algorithms (ALGORITHMS.md §6, §7, §8), written from the spec.
 
 Pure numpy: nothing of mpisgd is imported here. Each function simulates all
 p workers of one algorithm on their own quadratics ``f_i(x) = 1/2 (x - b_i)^T
@@ -22,11 +22,13 @@ def _grad(quad, x):
 
 
 def neighbours(topology: str, p: int) -> list:
-    """The neighbour sets of ``ring`` and ``full`` (undirected) on p ranks."""
+    """The neighbour sets of ``ring``, ``path`` (0 - 1 - ... - p-1) and ``full`` (undirected) on p ranks."""
     if topology == "full" or p <= 2:
         return [sorted(set(range(p)) - {i}) for i in range(p)]
     if topology == "ring":
         return [sorted({(i - 1) % p, (i + 1) % p}) for i in range(p)]
+    if topology == "path":
+        return [[j for j in (i - 1, i + 1) if 0 <= j < p] for i in range(p)]
     raise ValueError(topology)
 
 
@@ -199,4 +201,94 @@ def divshare(quads, starts, lr, steps, records, topology, *, count, peers, perio
                 moved = True
         assert moved, (f"the recorded DivShare schedule cannot be replayed (stuck at steps {t_of}, "
                        f"waiting for (sender, step): {waiting})")
+    return history
+
+
+# -- §7: Swift, wait-free: send to every neighbour each step, average whatever has arrived ---------------------
+def mixing_rows(graph, kind):
+    """``rows[i] = {j: w_ij}`` over i and its neighbours, from the degrees d: ``uniform`` ``1/(d_i + 1)``;
+    ``metropolis`` ``w_ij = 1/(1 + max(d_i, d_j))``, ``w_ii = 1 - sum_j w_ij``."""
+    degree = [len(peers) for peers in graph]
+    rows = []
+    for i, peers in enumerate(graph):
+        if kind == "uniform":
+            row = {j: 1.0 / (degree[i] + 1) for j in peers + [i]}
+        elif kind == "metropolis":
+            row = {j: 1.0 / (1 + max(degree[i], degree[j])) for j in peers}
+            row[i] = 1.0 - sum(row.values())
+        else:
+            raise ValueError(kind)
+        rows.append(row)
+    return rows
+
+
+def _swift_schedule(records, graph, steps, period, mode):
+    """Validates the recorded Swift schedule against §7 and returns ``used[i][t] = {j: s}``: the neighbours whose
+    model x_j^s (sent at j's step s) rank i averages with at its step t (standard mode: every neighbour heard
+    from so far, with its newest model)."""
+    used, sent = [], [{tuple(e) for e in _events(record, "send")} for record in records]
+    for i, record in enumerate(records):
+        assert {e[1] for e in record} <= {"send", "average", "stored"}, f"rank {i}: unexpected events {record[:3]}"
+        sends = _events(record, "send")
+        for t in range(steps):  # every step, the model to every neighbour
+            to = sorted(peer for step, _, peer, stamp, _ in sends if step == t and stamp == t)
+            assert to == graph[i], f"rank {i} step {t}: sent to {to}, not to its neighbours {graph[i]}"
+        assert len(sends) == steps * len(graph[i]), f"rank {i}: {len(sends)} sends in {steps} steps"
+        newest, used_i = {}, {}
+        for t in range(steps):
+            fresh = {}
+            for step, _, peer, stamp, _ in _events(record, "average"):
+                if step != t:
+                    continue
+                assert t % period == 0, f"rank {i} averaged at step {t}, not a multiple of the period {period}"
+                assert peer in graph[i], f"rank {i} averaged with {peer}, not a neighbour in the graph"
+                assert peer not in fresh, f"rank {i} step {t}: two models of rank {peer} in one average"
+                assert (stamp, "send", i, stamp, None) in sent[peer], (
+                    f"rank {i} averaged with a model of rank {peer} stamped {stamp}, which it never sent to {i}")
+                assert stamp > newest.get(peer, -1), (
+                    f"rank {i} step {t}: model of rank {peer} stamped {stamp}, not newer than {newest.get(peer)}")
+                fresh[peer] = stamp
+            for step, _, peer, stamp, _ in _events(record, "stored"):
+                if step == t:  # a silent neighbour counted with its newest model
+                    assert mode == "standard" and peer not in fresh and newest.get(peer) == stamp, (
+                        f"rank {i} step {t}: stored model of rank {peer} stamped {stamp}; newest {newest.get(peer)}")
+            newest.update(fresh)
+            if t % period == 0:
+                used_i[t] = dict(newest) if mode == "standard" else fresh
+        used.append(used_i)
+    return used
+
+
+def swift(quads, starts, lr, steps, records, topology, *, mode="memory-efficient", weights="metropolis",
+          boost=False, period=1):
+    """Every ``period`` steps rank i averages, before its optimizer step, with the models ``used[i][t]``
+    (weights ``w_ij``): ``x <- (1 - sum_{j used} w_ij) x + sum_{j used} w_ij x_j``, or with ``boost``
+    ``x <- (w_ii x + sum_{j used} w_ij x_j) / wb``, ``wb = w_ii + sum_{j used} w_ij`` (on neighbourhood-uniform
+    weights ``(#used + 1)/(deg + 1)``); then ``x <- x - lr * grad``, the gradient at the model before the average.
+    A model sent at step s is the sender's model at the start of its step s (before its own average)."""
+    p = len(starts)
+    graph = neighbours(topology, p)
+    w = mixing_rows(graph, weights)
+    used = _swift_schedule(records, graph, steps, period, mode)
+    history = [[np.array(s, dtype=np.float64)] for s in starts]
+    while any(len(h) <= steps for h in history):
+        moved = False
+        for i in range(p):
+            while len(history[i]) <= steps:
+                t, x = len(history[i]) - 1, history[i][-1]
+                models = used[i].get(t, {})
+                if any(len(history[j]) <= s for j, s in models.items()):
+                    break  # a sender has not reached that step yet
+                mixed = x
+                if t % period == 0:
+                    if boost:
+                        wb = w[i][i] + sum(w[i][j] for j in models)
+                        mixed = (w[i][i] * x + sum((w[i][j] * history[j][s] for j, s in models.items()),
+                                                   np.zeros_like(x))) / wb
+                    else:
+                        mixed = (1 - sum(w[i][j] for j in models)) * x + sum(
+                            (w[i][j] * history[j][s] for j, s in models.items()), np.zeros_like(x))
+                history[i].append(mixed - lr * _grad(quads[i], x))
+                moved = True
+        assert moved, f"the recorded Swift schedule cannot be replayed (stuck at steps {[len(h) - 1 for h in history]})"
     return history

@@ -1,4 +1,4 @@
-"""Independent step-by-step oracles of Gossiping SGD, Elastic Gossip, AD-PSGD and DivShare.
+"""Independent step-by-step oracles of Gossiping SGD, Elastic Gossip, AD-PSGD, Swift and DivShare.
 
 ``oracle_gossip.py ALGORITHM [--mutate]``: every rank minimizes its own
 quadratic (``_common.Quadratic``: its own A_i and b_i) from its own start
@@ -6,12 +6,15 @@ quadratic (``_common.Quadratic``: its own A_i and b_i) from its own start
 the algorithm's hooks around each step and its schedule recorded
 (``algorithm.record = []``). Every rank then gathers all models after every
 step and all the recorded schedules, replays the schedule in the numpy
-reference ``_gossip_reference`` (written from ALGORITHMS.md §6 and §8; it
+reference ``_gossip_reference`` (written from ALGORITHMS.md §6 to §8; it
 imports nothing of mpisgd) and requires each rank's model after each step to
 match it within ``TOLERANCE``. Synchronous ones (gossip, elastic-gossip)
 replay the recorded peer choices; AD-PSGD the recorded averages (which
-active and passive, at which steps of each); DivShare the recorded fragments
-(from whom, stamped with which step, which fragment). Several configurations
+active and passive, at which steps of each); Swift the recorded sends and
+the models averaged (from whom, stamped with which step; standard mode:
+stored models too); DivShare the recorded fragments (from whom, stamped
+with which step, which fragment). Ranks pause for different times before
+each asynchronous step, so models arrive late or are superseded. Several configurations
 per algorithm (topologies ring and full, variants and options).
 
 ``--mutate``: the algorithm's averaging is replaced by a no-op first
@@ -28,7 +31,7 @@ import numpy as np
 from _common import Quadratic, done, no_torch, world
 
 from mpisgd import FlatParams
-from mpisgd.gossip import ADPSGD, DivShare, ElasticGossip, GossipingSGD
+from mpisgd.gossip import ADPSGD, DivShare, ElasticGossip, GossipingSGD, Swift
 
 TOLERANCE = 1e-12  # max abs difference of any coordinate of any rank after any step (values are O(1))
 DIM, LR = 7, 0.1
@@ -107,6 +110,23 @@ elif algorithm_name == "adpsgd":
         expected, expected_left = reference.adpsgd(quads, starts, LR, steps, records, "ring")
         compare(label, history, expected)
         compare(label + ", after leaving", [[v] for v in left], [[v] for v in expected_left])
+elif algorithm_name == "swift":
+    for topology, weights, mode, boost, period, seed in (
+            ("full", "metropolis", "memory-efficient", False, 1, 10), ("path", "uniform", "memory-efficient", True, 1, 11),
+            ("path", "metropolis", "standard", False, 2, 12), ("ring", "uniform", "standard", False, 1, 13)):
+        label = f"swift {topology}, {weights}, {mode}{', boost' if boost else ''}, avg_period {period}"
+        quads, starts, history, _, records = run(Swift, 24, seed, pause=0.001, topology=topology, weights=weights,
+                                                 mode=mode, boost=boost, avg_period=period)
+        used = communicated(label, records, {"average"})
+        expected = reference.swift(quads, starts, LR, 24, records, topology, mode=mode, weights=weights,
+                                   boost=boost, period=period)
+        compare(label, history, expected)
+        if rank == 0:
+            sent = sum(1 for record in records for e in record if e[1] == "send")
+            lags = [e[0] - e[3] for record in records for e in record if e[1] == "average"]
+            stored = sum(1 for record in records for e in record if e[1] == "stored")
+            print(f"{label}: {used} of {sent} models sent averaged (step lag {min(lags)} to {max(lags)}), "
+                  f"{stored} stored models reused, replayed exactly", flush=True)
 elif algorithm_name == "divshare":
     for topology, count, peers, period, seed in (("full", 3, 2, 1, 8), ("ring", 2, 3, 2, 9)):
         label = f"divshare {topology}, fragments {count}, peers {peers}, local steps {period}"
