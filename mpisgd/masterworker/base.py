@@ -25,6 +25,12 @@
   harness assembles the slices into the model every rank evaluates.
   Mid-run, :meth:`current_slice` and :meth:`worker_steps` (None by default)
   let the harness evaluate a single server's model while it serves.
+- **Recording** (tests): ``algorithm.record = []`` on a server makes it log
+  every message it handles, in handling order, as an :class:`Event` (kind
+  ``request``/``update``/``leave``, the worker, the message's first header
+  value), plus what an algorithm logs itself with :meth:`log` (e.g. easgd-dw's
+  period closings); a reference written from the paper replays that order.
+  Off by default (``None``: one attribute test per message).
 - **Failures** (tests, benchmarks): a worker process the MPI library reports
   dead is lost at once (:class:`~mpisgd.comm.failed.FailureDetector`);
   :meth:`silence` cuts a worker off (``self.silent``: it sends nothing any
@@ -53,15 +59,25 @@ Example (workers send their ranks to server 0, which sums them; ``mpiexec -n 3 p
     algorithm.close()
 """
 
+from typing import NamedTuple
+
 import numpy as np
 
 from ..algorithm import Algorithm, Option, positive
-from ..comm import Messenger
+from ..comm import Messenger, tags
 from ..comm.failed import FailureDetector
 from ..comm.service import Client, Server
 from ..errors import UsageError
 
 MAX_IN_FLIGHT = 1 << 20  # the service posts every message at once (workers keep one update in flight)
+
+
+class Event(NamedTuple):
+    """One thing a server did, as ``MasterWorkerAlgorithm.record`` logs it (in the order it happened)."""
+
+    kind: str  # "request", "update", "leave" (a worker's message handled), or the algorithm's own (e.g. "close")
+    worker: int  # the worker rank (-1: none)
+    stamp: int  # the first header value the worker sent with it (-1: none), or the algorithm's own value
 
 
 class MasterWorkerAlgorithm(Algorithm):
@@ -75,6 +91,7 @@ class MasterWorkerAlgorithm(Algorithm):
     }
     asynchronous = True
     header_size = 1  # the algorithm's own header values on each message
+    record = None  # opt-in server log: a list to append Events to (None: nothing is recorded)
 
     def __init__(self, flat, *, comm=None, init="broadcast", **options):
         super().__init__(flat, comm=comm, init=init, **options)
@@ -90,7 +107,7 @@ class MasterWorkerAlgorithm(Algorithm):
         self.messenger = Messenger(self.comm, dtype=self.flat.backend.numpy_dtype(self.flat.params),
                                    header_size=1 + self.header_size, max_in_flight=MAX_IN_FLIGHT, replace=False)
         if self.is_server:
-            self.endpoint = Server(self.messenger, self.worker_ranks, timeout=self.timeout, farewell=self.farewell,
+            self.endpoint = Server(self.messenger, self.worker_ranks, timeout=self.timeout, farewell=self._farewell,
                                    detector=FailureDetector(self.comm))
         else:
             self.endpoint = Client(self.messenger, self.server_ranks, timeout=self.timeout)
@@ -128,7 +145,20 @@ class MasterWorkerAlgorithm(Algorithm):
         if not self.is_server:
             raise UsageError(f"rank {self.comm.rank} is a worker; only ranks 0..{self.servers - 1} serve")
         idle = self.idle if between is None else (lambda: self.idle() | bool(between()))
-        self.endpoint.serve(self.handle, idle=idle)
+        self.endpoint.serve(self.handle if self.record is None else self._recorded, idle=idle)
+
+    def log(self, kind: str, worker: int = -1, stamp: int = -1) -> None:
+        """Append an :class:`Event` to ``record`` (when recording)."""
+        if self.record is not None:
+            self.record.append(Event(kind, int(worker), int(stamp)))
+
+    def _recorded(self, message) -> None:
+        self.log(tags.name(message.tag), message.source, message.header[0] if len(message.header) else -1)
+        self.handle(message)
+
+    def _farewell(self, worker: int):
+        self.log("leave", worker)
+        return self.farewell(worker)
 
     def handle(self, message) -> None:
         """A server's answer to one worker message (subclasses)."""

@@ -28,6 +28,11 @@ counted lost (silent longer than ``timeout``) that comes back is told to
 reset: the server's reply carries a flag and the worker's model becomes
 x~ instead of being pulled.
 
+Recording (``record``, :mod:`.base`): besides each report (``request``,
+stamped with its period label) and each ``leave``, a server logs each
+period it closes (``close``, stamped k), so that a replay knows which
+closings the deadline decided.
+
 With no failure every worker reports in every period, every w_i = 1, and
 this is synchronous EASGD exactly (:class:`mpisgd.collective.ElasticAveraging`
 with the same period and moving rate), up to the rounding of the sums.
@@ -164,6 +169,7 @@ class DynamicWeighting(CenterVariable):
             return False
         self.by_deadline += bool(missing)
         k = self.period_index
+        self.log("close", -1, k)  # when recording: the deadline's timing, for a replay
         for worker in self.held:  # x~_k, before this period's update
             self.endpoint.reply(worker, self.center, [k + 1, 0.0])
         staleness = {w: k - label for w, (_, label) in self.last.items() if w not in self.endpoint.left}

@@ -24,6 +24,7 @@ Import mpisgd's classes inside the entry (``lambda: silence(_cls("easgd"), ...)`
 importing this module costs nothing; ``_cls(name)`` is the registered class.
 """
 
+import dataclasses
 import functools
 
 __all__ = ["NOOP", "Silent", "apply", "replace", "silence"]
@@ -126,7 +127,32 @@ NOOP = {
     "adpsgd": lambda: replace(_cls("adpsgd"), "midpoint", lambda self, other: None),  # both keep their own
     "divshare": lambda: replace(_cls("divshare"), "average_fragments", lambda self, copies: None),
     "swift": lambda: replace(_cls("swift"), "mix", lambda self, newest: None),  # sends, never averages
+    "easgd-async": lambda: _center_frozen(_cls("easgd-async"), _zero_update),
+    "eamsgd-async": lambda: _center_frozen(_cls("eamsgd-async"), _zero_update),
+    "easgd-dw": lambda: _center_frozen(_cls("easgd-dw"), _report_center),
 }
+
+
+def _center_frozen(cls, moved):
+    """Master-worker EASGD: workers never apply the pull, servers never move the center; every message still
+    flows (REQUEST, REPLY, UPDATE, LEAVE, FAREWELL), so no rank waits for one that does not come.
+    ``moved(self, message)``: the worker message a server handles instead, carrying nothing that moves x~."""
+    handle = cls.handle
+    undo = [replace(cls, "apply_delta", lambda self: None),
+            replace(cls, "handle", lambda self, message: handle(self, moved(self, message)))]
+    return lambda: [u() for u in undo]
+
+
+def _zero_update(self, message):
+    """easgd-async: an UPDATE adds d = 0 (counters still run)."""
+    from mpisgd.comm import tags
+
+    return dataclasses.replace(message, data=0 * message.data) if message.tag == tags.UPDATE else message
+
+
+def _report_center(self, message):
+    """easgd-dw: a report carries x~ itself, so x~ + alpha sum_i w_i (x~ - x~) stays x~ (weights still run)."""
+    return dataclasses.replace(message, data=self.center.copy())
 
 
 def apply(name: str):
