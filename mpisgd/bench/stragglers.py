@@ -3,8 +3,10 @@
 Every run is ``mpisgd.train.run(TrainConfig(...), comm=MPI.COMM_WORLD)``
 with the same model, data, seed, batch size, learning rate and ranks, each
 algorithm with its defaults (full topology for divshare and swift; the
-bipartite one AD-PSGD needs; DivShare's ``--fragments``, default 1), and the
-same straggler settings:
+bipartite one AD-PSGD needs; DivShare's ``--fragments``, default 2: the
+artifact's chunk_fraction 0.5, fragmentation on; H = 1 local step between
+sharing rounds: the artifact's example H = 128 at batch 8 on CIFAR-10 would
+be 12 epochs of digits per round), and the same straggler settings:
 
 ``--slow-ranks 3``        the straggler ranks (default: the last rank);
 ``--slow-factor 4``       their local steps take this many times longer;
@@ -56,8 +58,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--epochs", type=int, help=f"epochs at most (default {DEFAULTS['epochs']}: the time "
                         "budget ends the runs)")
     add_target_and_repeats(parser, DEFAULTS, QUICK, "algorithm")
-    parser.add_argument("--fragments", type=int, default=1,
-                        help="DivShare's fragments per model, Omega (default 1, mpisgd's default)")
+    parser.add_argument("--fragments", type=int, default=2,
+                        help="DivShare's fragments per model, Omega (default 2: the artifact's chunk_fraction "
+                             "0.5, fragmentation on; 1 sends whole models)")
     straggler = parser.add_argument_group("straggler (injected by mpisgd on this machine)")
     straggler.add_argument("--slow-ranks", help="straggler ranks, R[,R...] (default: the last rank)")
     straggler.add_argument("--slow-factor", type=float,
