@@ -102,6 +102,24 @@ def assert_ok(result: Result, expect: str = "OK") -> None:
     assert expect in result.stdout, f"missing {expect!r}\n{result.output[-4000:]}"
 
 
+def assert_mutation_fails(result: Result, message: str) -> None:
+    """A run with the algorithm's communication a no-op (tests/progs/_mutations.py): it must fail, with
+    the oracle's ``message``, not hang."""
+    assert not result.timed_out, result.output[-3000:]
+    assert result.returncode != 0, f"the oracle passed with the communication removed\n{result.output[-3000:]}"
+    assert message in result.output, result.output[-3000:]
+
+
+def top_level_imports(path) -> set:
+    """The top-level package names a Python file imports (an oracle must import numpy only)."""
+    import ast
+
+    tree = ast.parse(Path(path).read_text())
+    names = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+             for alias in node.names}
+    return names | {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+
+
 def assert_fails_fast(result: Result, message: str, within: float = 30.0) -> None:
     """Non-zero exit with ``message`` in the output, and no hang.
 
