@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from mpirun import assert_ok, mpisgd, run_prog
+from mpirun import PROGS, assert_mutation_fails, assert_ok, mpisgd, run_prog, top_level_imports
 
 
 @pytest.mark.parametrize("ranks", [3, 4])
@@ -13,6 +13,14 @@ def test_distributed_snapshot_is_the_full_gradient(ranks):
 
 def test_one_worker_equals_sequential_svrg_bit_for_bit_and_the_mutation_fails():
     assert_ok(run_prog(2, "asyvrsc.py", "oracle", timeout=60))
+
+
+def test_two_workers_match_the_reference_under_the_recorded_order_and_the_mutation_fails():
+    """progs/oracle_asyvrsc.py: the numpy reference (§9, seeds reproduced, not imported) replays the master's
+    arrival order; the master's x after every update matches to 1e-12; with the update a no-op it must not."""
+    assert_ok(run_prog(3, "oracle_asyvrsc.py", timeout=90))
+    assert_mutation_fails(run_prog(3, "oracle_asyvrsc.py", "--mutate", timeout=90), "differs from the reference")
+    assert top_level_imports(PROGS / "_asyvrsc_reference.py") == {"numpy"}
 
 
 def test_torch_vector_and_torch_problem_give_the_numpy_run():

@@ -130,7 +130,21 @@ NOOP = {
     "easgd-async": lambda: _center_frozen(_cls("easgd-async"), _zero_update),
     "eamsgd-async": lambda: _center_frozen(_cls("eamsgd-async"), _zero_update),
     "easgd-dw": lambda: _center_frozen(_cls("easgd-dw"), _report_center),
+    "asyvrsc-distributed": lambda: _after_init(_cls("asyvrsc-distributed"), "mutate_ignore_updates"),  # x stays
 }
+
+
+def _after_init(cls, flag):
+    """Set the test hook ``flag`` on every instance at construction (the master then skips x <- x - eta v;
+    versions, epochs and replies still run)."""
+    init = cls.__init__
+
+    def __init__(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        setattr(self, flag, True)
+
+    cls.__init__ = __init__
+    return lambda: setattr(cls, "__init__", init)
 
 
 def _center_frozen(cls, moved):
