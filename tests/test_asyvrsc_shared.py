@@ -2,7 +2,7 @@
 
 import pytest
 
-from mpirun import assert_ok, run_prog
+from mpirun import assert_mutation_fails, assert_ok, run_prog
 
 PROG = "asyvrsc_shared.py"
 
@@ -32,3 +32,12 @@ def test_ranks_on_several_nodes_are_refused_on_every_rank():
         for rank in (0, 1):
             assert result.stdout.count(f"REFUSED on rank {rank}: ") == 2, result.stdout
         assert "needs every rank on one node" in result.stdout
+
+
+def test_oracle_recomputes_every_update_from_its_recorded_read():
+    """progs/oracle_asyvrsc_shared.py: every rank's reads and adds are recorded (atomic mode, rank-dependent
+    sleeps); the numpy reference (§9, seeds reproduced, not imported) recomputes every update from its read
+    and the snapshot, and the shared x must equal x0 - eta sum v (1e-10). With the adds a no-op it fails."""
+    assert_ok(run_prog(2, "oracle_asyvrsc_shared.py", timeout=90))
+    assert_mutation_fails(run_prog(2, "oracle_asyvrsc_shared.py", "--mutate", timeout=90),
+                          "differs from the reference")

@@ -131,7 +131,21 @@ NOOP = {
     "eamsgd-async": lambda: _center_frozen(_cls("eamsgd-async"), _zero_update),
     "easgd-dw": lambda: _center_frozen(_cls("easgd-dw"), _report_center),
     "asyvrsc-distributed": lambda: _after_init(_cls("asyvrsc-distributed"), "mutate_ignore_updates"),  # x stays
+    "asyvrsc-shared": lambda: _shared_adds_dropped(_cls("asyvrsc-shared")),  # x stays x0
 }
+
+
+def _shared_adds_dropped(cls):
+    """asyvrsc-shared: no update reaches the shared x (its window's ``add`` is a no-op on every instance);
+    reads, estimates, the shared counter and the fences still run, so every rank makes the same calls."""
+    init = cls.__init__
+
+    def __init__(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self.window.add = lambda delta, **_: None
+
+    cls.__init__ = __init__
+    return lambda: setattr(cls, "__init__", init)
 
 
 def _after_init(cls, flag):
