@@ -52,9 +52,6 @@ for algorithm_class, options in ((DivShare, {"fragments": 4, "peers": 2}), (Swif
         algorithm.after_step()
         comm.Barrier()  # the test keeps the ranks in step (the algorithms themselves never wait)
     leave_cleanly(algorithm)
-    if algorithm_class is Swift:
-        weights = algorithm.last_weights
-        assert abs(sum(weights.values()) - 1.0) < 1e-12 and min(weights.values()) >= 0, weights
     stats = algorithm.statistics()
     assert stats["delivery"] is None or 0 < stats["delivery"] <= 1, stats
     after = np.ptp(gather(comm, x), axis=0).max()
@@ -68,7 +65,7 @@ for peer in swift.neighbours():
     swift.messenger.send(peer, 1, swift.model_to_host(), header=swift.stamp())
 swift.mix(wait_for(swift, len(swift.neighbours())))  # test-only: the delivered models
 expected = models.mean(axis=0)
-assert np.abs(x - expected).max() < 1e-12 and abs(sum(swift.last_weights.values()) - 1) < 1e-12
+assert np.abs(x - expected).max() < 1e-12
 leave_cleanly(swift)
 
 # AD-PSGD 6: atomic pairwise averages keep the sum of the models; lr 0: consensus on the initial mean
