@@ -131,7 +131,7 @@ class Algorithm:
             if init == "broadcast":
                 self.comm.bcast(self.flat.params, root=0)
             elif init == "check":
-                digests = self.comm.allgather_object(_digest(self.flat))
+                digests = self.comm.allgather_object(params_digest(self.flat))
                 differ = [rank for rank, digest in enumerate(digests) if digest != digests[0]]
                 if differ:
                     raise AgreementError(
@@ -216,7 +216,7 @@ class Algorithm:
         return {"steps": self.steps, **self.comm.stats.as_dict()}
 
 
-def _digest(flat) -> str:
+def params_digest(flat) -> str:
     """SHA-256 of the parameter vector's bytes (copied to the host)."""
     host = flat.backend.host_buffer(flat.params)
     flat.backend.to_host(flat.params, host)

@@ -21,6 +21,7 @@ from .optimize.command import add_optimize_command, optimize_main
 from .privacy.calculator import add_privacy_command, privacy_main
 from .report import add_report_command, report_main
 from .train import TrainConfig, run
+from .train.checkpointing import REQUEUE_STATUS, Preempted
 from .train.failures import Departed
 from .train.config import OUTPUT, choices_of, flag_of
 
@@ -180,6 +181,10 @@ def main(argv=None) -> int:
         run(config_from_args(args))
     except Departed:  # --fail RANK:exit@STEP: this rank left the run on purpose
         return 0
+    except Preempted as stop:  # SIGTERM/SIGUSR1 with --checkpoint-dir: checkpoint written, run again
+        if MPI.COMM_WORLD.Get_rank() == 0:
+            sys.stderr.write(f"mpisgd: {stop}\n")
+        return REQUEUE_STATUS
     except (UsageError, AgreementError) as error:
         if MPI.COMM_WORLD.Get_rank() == 0 or isinstance(error, AgreementError):
             sys.stderr.write(f"mpisgd: error: {error}\n")

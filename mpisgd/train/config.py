@@ -16,12 +16,15 @@ from typing import Optional
 
 from ..algorithm import non_negative, positive
 from ..errors import UsageError
+from .checkpoint import parse_every
 from .failures import parse_failures
 from .partition import parse_partition
 
 STRAGGLERS = "stragglers and failures (experiments)"
 OUTPUT = "output"
 PRIVACY = "differential privacy (docs/privacy.md)"
+CLUSTER = "checkpoints and preemption (docs/cluster.md)"
+CHECKPOINTS = (lambda c: c.checkpoint_dir, "--checkpoint-dir DIR")
 DP_RULES = ["off", "dpsgd", "nsgd", "autos", "psac"]
 ACCOUNTANTS = ["rdp", "pld", "rdp-dpa"]  # mpisgd.privacy.accountant.KINDS, without importing it
 
@@ -187,6 +190,14 @@ class TrainConfig:
     quiet: bool = setting(False, "print nothing but errors", group=OUTPUT)
     progress: Optional[bool] = setting(None, "progress bar on rank 0 (default: when stderr is a terminal)",
                                        group=OUTPUT)
+    checkpoint_dir: Optional[str] = setting(
+        None, "write checkpoints into this directory (shared by every rank); SIGTERM or SIGUSR1 then make every "
+        "rank finish its step, checkpoint and exit with status 75", group=CLUSTER)
+    checkpoint_every: str = setting("", "checkpoint every N steps (200) or seconds (30s); synchronous family "
+                                    "only (the asynchronous algorithms checkpoint when a signal stops them)",
+                                    check=_parsed(parse_every), needs=CHECKPOINTS, group=CLUSTER)
+    resume: bool = setting(False, "continue from the latest checkpoint in --checkpoint-dir (same world size, "
+                           "algorithm and model)", needs=CHECKPOINTS, group=CLUSTER)
     data_options: dict = setting(None, "sizes of the synthetic datasets", factory=dict,
                                  group="data sizes (synthetic datasets)",
                                  keys={"samples": ("samples or ratings", 20000), "features": ("features", 64),
@@ -217,6 +228,9 @@ class TrainConfig:
             from .privacy import check_privacy
 
             check_privacy(self, ALGORITHMS.get(self.algorithm))
+        if self.checkpoint_every and getattr(ALGORITHMS.get(self.algorithm), "asynchronous", False):
+            raise UsageError(f"--checkpoint-every: {self.algorithm} is asynchronous (its ranks are never at the "
+                             "same step); it checkpoints when SIGTERM or SIGUSR1 stops it (docs/cluster.md)")
         plain = getattr(ALGORITHMS.get(self.algorithm), "wraps_plain_sgd", False)
         if plain and (self.local_optimizer != "sgd" or self.resolved_momentum() != 0):
             raise UsageError(f"{self.algorithm} carries its own momentum around a plain SGD step: run it with "

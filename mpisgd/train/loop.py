@@ -20,8 +20,11 @@ import time
 
 import torch
 
+from ..algorithm import params_digest
 from ..comm import Communicator
+from ..errors import UsageError
 from .budget import TimeBudget
+from .checkpointing import Checkpointing, Preempted
 from .evaluate import Evaluator, test_rows
 from .nodes import NodeAccuracy
 from .records import Records
@@ -53,7 +56,7 @@ class Trainer:
 
     def __init__(self, config, harness, comm, throttle=None):
         s = prepare(config, harness)
-        self.config, self.harness, self.info, self.straggler = config, harness, s.info, s.straggler
+        self.config, self.harness, self.info, self.straggler, self.model = config, harness, s.info, s.straggler, s.model
         self.roles, self.injector, self.ending = s.roles, s.roles.injector, s.roles.ending(harness)
         self.dist = distributed_optimizer(config, s.model, comm, harness, throttle)
         self.asynchronous = self.dist.algorithm.asynchronous
@@ -72,22 +75,41 @@ class Trainer:
                                   test_rows(s.info.n_test, self.asynchronous, harness.rank, harness.size), harness)
         self.nodes = NodeAccuracy(self.dist.algorithm, not s.roles.serves, harness.rank)
         self.records = Records(config, s.metrics, harness.rank, config.epochs * self.steps_per_epoch)
-        self.records.start(config=config.public(), n_train=s.info.n_train, n_test=s.info.n_test,
-                           params=self.dist.flat.numel, steps_per_epoch=self.steps_per_epoch, device=s.device,
-                           asynchronous=self.asynchronous, **s.roles.start_fields(harness))
+        start = dict(config=config.public(), n_train=s.info.n_train, n_test=s.info.n_test,
+                     params=self.dist.flat.numel, steps_per_epoch=self.steps_per_epoch, device=s.device,
+                     asynchronous=self.asynchronous, **s.roles.start_fields(harness))
         self.budget = TimeBudget(config.time_budget)
         self.step, self.last, self.reached_at = 0, None, None
+        self.position = {"epoch": 1, "in_epoch": 0, "loss_sum": 0.0, "taken": 0}  # where training stands
+        self.checkpoints = Checkpointing(config, harness, self.asynchronous) if config.checkpoint_dir else None
+        if config.resume:  # --resume: the latest checkpoint's state, the metrics file cut back to it
+            self.position = self.checkpoints.resume(self)
+            harness.check_all(self.position["epoch"] <= config.epochs, f"--resume: the checkpoint is in epoch "
+                              f"{self.position['epoch']}; --epochs must be at least that", UsageError)
+            self.records.resumed(step=self.step, checkpoint=self.checkpoints.number, **start)
+        else:
+            self.records.start(**start)
 
     def train(self) -> dict:
-        config, evaluated_final = self.config, False
+        """Train to the end; the summary. A preemption ends it with :class:`Preempted` (checkpoint written)."""
+        try:
+            summary = self._train()
+        except Preempted:
+            self.release()
+            raise
+        self.release()
+        return summary
+
+    def _train(self) -> dict:
+        config, evaluated_final, resumed = self.config, False, self.position
         if self.roles.serves:  # a master-worker server: answer the workers, then the end of the run
             self.dist.algorithm.serve(between=CenterEvaluation.of(self))  # rank 0: evaluations mid-run
             epoch = final_epoch(self)
             self.finish()
             self.evaluate_epoch(epoch, 0.0, 0, final=True)
             return self.close()
-        for epoch in range(1, config.epochs + 1):
-            loss_sum, taken, stopping = self.train_epoch(epoch)
+        for epoch in range(resumed["epoch"], config.epochs + 1):
+            loss_sum, taken, stopping = self.train_epoch(epoch, resumed if epoch == resumed["epoch"] else None)
             final = stopping or epoch == config.epochs
             if not final and epoch % config.eval_every:
                 continue
@@ -105,10 +127,12 @@ class Trainer:
             self.records.epoch(self.dist, self.last, show=False)
         return self.close()
 
-    def train_epoch(self, epoch: int):
-        """The epoch's steps: (training loss sum, steps taken, whether the time budget stopped it)."""
-        loss_sum, taken = 0.0, 0
-        for _ in range(self.steps_per_epoch):
+    def train_epoch(self, epoch: int, resumed: dict = None):
+        """The epoch's steps (``resumed``: from a checkpoint's place in it): (training loss sum, steps taken,
+        whether the time budget, the privacy budget or a preemption stopped it)."""
+        first, loss_sum, taken = (resumed["in_epoch"], resumed["loss_sum"], resumed["taken"]) if resumed \
+            else (0, 0.0, 0)
+        for in_epoch in range(first, self.steps_per_epoch):
             if self.asynchronous and self.budget.spent():
                 return loss_sum, taken, True  # each asynchronous rank stops on its own; finish() gathers them
             if self.privacy is not None and not self.privacy.ledger.allows(self.step + 1):
@@ -120,6 +144,11 @@ class Trainer:
             self.straggler.after_step(self.dist, began)
             self.injector.after_step(self, self.step, began)
             self.records.step(self.dist, self.step, epoch, loss, self.budget)
+            self.position = {"epoch": epoch, "in_epoch": in_epoch + 1, "loss_sum": loss_sum, "taken": taken}
+            if self.checkpoints is not None and self.checkpoints.after_step(self, self.position):
+                if not self.asynchronous:
+                    self.checkpoints.preempted(self)  # every rank at this step, the checkpoint written
+                return loss_sum, taken, True  # asynchronous: stop, finish, then checkpoint (close)
         return loss_sum, taken, False
 
     def finish(self) -> None:
@@ -154,6 +183,8 @@ class Trainer:
         return over
 
     def close(self) -> dict:
+        if self.checkpoints is not None:  # an asynchronous run stopped by a signal checkpoints here
+            self.checkpoints.at_stop(self, self.position, self.ending.comm)
         stats = self.ending.comm.allgather_object(self.dist.statistics())
         summary = summarize(self.config, self.harness.size, self.last, self.budget.elapsed(), self.reached_at, stats)
         summary.update(self.ending.summary(stats, self.steps_per_epoch))
@@ -162,7 +193,13 @@ class Trainer:
             most = max(s["steps"] for s in stats)
             spent = self.ending.comm.bcast_object(self.privacy.ledger.epsilon(most) if self.harness.rank == 0 else None)
             summary.update(self.privacy.summary_fields(spent))
+        summary["params_digest"] = self.ending.comm.bcast_object(params_digest(self.dist.flat))  # rank 0's
         self.records.summary(summary)
+        return summary
+
+    def release(self) -> None:
+        """Free the algorithm's and the end's communicators, give the signals back."""
+        if self.checkpoints is not None:
+            self.checkpoints.close()
         self.dist.close()
         self.ending.close()
-        return summary

@@ -28,6 +28,16 @@ class MetricsWriter:
             self.file.flush()
         return record
 
+    def length(self):
+        """The file's length in bytes now (rank 0; None elsewhere): a checkpoint's place in it."""
+        return self.file.tell() if self.file is not None else None
+
+    def cut(self, length) -> None:
+        """Drop what was written after ``length`` bytes (a resumed run writes those records again)."""
+        if self.file is not None and length is not None:
+            self.file.truncate(length)
+            self.file.seek(length)
+
     def close(self) -> None:
         if self.file is not None:
             self.file.close()

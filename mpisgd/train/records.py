@@ -36,6 +36,12 @@ class Records:
     def start(self, **fields) -> None:
         self.metrics.record("start", **fields)
 
+    def resumed(self, step: int, **fields) -> None:
+        """A resumed run: a ``resume`` record (the start record's fields, the checkpoint, its step)."""
+        self.metrics.record("resume", step=step, **fields)
+        self.say(f"resumed from checkpoint {fields['checkpoint']} at step {step}")
+        self.advance_to(step)
+
     def step(self, dist, step: int, epoch: int, loss: float, clock) -> None:
         if self.bar:
             self.bar.update(1)

@@ -37,6 +37,14 @@ class ShardSampler:
             picked.append(take)
         return np.concatenate(picked)
 
+    def state_dict(self) -> dict:
+        """Where the sampler stands: its stream, this pass's order and the place in it."""
+        return {"rng": self.rng.bit_generator.state, "order": self.order.copy(), "position": self.position}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        self.order, self.position = np.array(state["order"]), state["position"]
+
 
 def loss_of(task, output, target):
     if task == "ratings":
