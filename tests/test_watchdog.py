@@ -9,6 +9,7 @@ a stated allowance.
 """
 
 import io
+import json
 import re
 import threading
 import time
@@ -41,13 +42,16 @@ def stalled(ranks: int, *train_args):
     return lines
 
 
-def test_stuck_rank_in_sync_ends_the_job_and_every_rank_says_why():
-    lines = stalled(2)  # sync: Iallreduce per bucket, then Wait
+def test_stuck_rank_in_sync_ends_the_job_and_every_rank_says_why(tmp_path):
+    lines = stalled(2, "--trace", tmp_path / "stall.json")  # sync: Iallreduce per bucket, then Wait
     stuck, waiting = lines[1], lines[0]
     assert stuck.group(3).startswith("not waiting in MPI: computing or stuck in user code since")
     assert stuck.group(4) == "5"
     assert waiting.group(3).startswith("waiting in Wait (Iallreduce: all-reduce of"), waiting.group(0)
     assert int(waiting.group(4)) >= 5
+    for rank in (0, 1):  # the watchdog writes the trace before it ends the job
+        events = json.loads((tmp_path / f"stall.rank{rank}.json").read_text())["traceEvents"]
+        assert sum(e.get("name") == "forward" for e in events) >= 5
 
 
 def test_stuck_rank_with_blocking_allreduce_on_three_ranks():
