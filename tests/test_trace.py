@@ -4,7 +4,7 @@ import json
 import subprocess
 import sys
 
-from mpirun import ROOT, mpisgd
+from mpirun import ROOT, mpiexec, mpisgd
 
 from mpisgd.comm.trace import Recorder, rank_path
 
@@ -69,3 +69,13 @@ def test_rank_path():
     assert str(rank_path("runs/t.json", 0)) == "runs/t.rank0.json"
     assert str(rank_path("runs/t", 12)) == "runs/t.rank12.json"
     assert str(rank_path("a.b/trace.json", 1)) == "a.b/trace.rank1.json"
+
+
+def test_overhead_benchmark_smoke(tmp_path):
+    """``python -m mpisgd.bench trace --quick``: its JSON holds both variants and the ratio (no timing asserted)."""
+    path = tmp_path / "trace.json"
+    result = mpiexec(2, ["-m", "mpisgd.bench", "trace", "--quick", "--ranks", 2, "--json", path], timeout=120)
+    assert result.returncode == 0, result.output[-3000:]
+    report = json.loads(path.read_text())
+    assert set(report["results"]) == {"off", "trace"} and "digits" in report["ratios"]["trace_over_off"]
+    assert report["results"]["trace"]["events_per_step"] >= 5  # forward, backward, step, Iallreduce, Wait
