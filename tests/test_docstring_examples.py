@@ -12,7 +12,8 @@ from mpirun import ROOT, assert_ok, mpiexec
 
 DOCTEST_MODULES = ["mpisgd.arrays", "mpisgd.flat", "mpisgd.gossip.topology", "mpisgd.gossip.topology.graph", "mpisgd.gossip.topology.schedule",
                    "mpisgd.gossip.topology.mixing", "mpisgd.gossip.topology.spec", "mpisgd.comm.backoff",
-                   "mpisgd.comm.tags", "mpisgd.comm.throttle", "mpisgd.train.rngs"]
+                   "mpisgd.comm.tags", "mpisgd.comm.throttle", "mpisgd.train.rngs",
+                   "mpisgd.comm.activity", "mpisgd.comm.trace"]
 
 
 @pytest.mark.parametrize("name", DOCTEST_MODULES)

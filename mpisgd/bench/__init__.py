@@ -15,6 +15,7 @@ for mpisgd)::
     python -m mpisgd.bench asyvrsc --ranks 5 --json runs/bench-asyvrsc.json
     python -m mpisgd.bench failures --network 1gbit,1ms --straggler 3:100mbit,5ms --json runs/bench-failures.json
     python -m mpisgd.bench privacy --json runs/bench-privacy.json
+    python -m mpisgd.bench trace --json runs/bench-trace.json
 
 ``allreduce``  :class:`mpisgd.collective.BucketedAllReduce` against one raw
                ``MPI.Allreduce`` of the same bytes (:mod:`.allreduce`).
@@ -34,6 +35,7 @@ for mpisgd)::
                against plain with a silent worker (final accuracy); 5 ranks (:mod:`.failures`).
 ``privacy``    DP-SGD, NSGD, Auto-S and DP-PSAC at several epsilons: accuracy, epsilon spent, the
                paper's claim per epsilon; mpisgd's DP step against Opacus's on one rank (:mod:`.privacy`).
+``trace``      SyncSGD steps/s with ``--trace`` off and on, and the hooks' cost when off (:mod:`.trace`).
 
 The training benchmarks share one run loop (:mod:`.training`).
 
@@ -42,4 +44,5 @@ Typed in a plain shell, the command re-launches itself under ``mpiexec``
 """
 
 # The one list of benchmarks: each name is the module that implements it (``python -m mpisgd.bench NAME``).
-BENCHMARK_NAMES = ("allreduce", "sync", "overlap", "stragglers", "gossip", "scaling", "asyvrsc", "failures", "privacy")
+BENCHMARK_NAMES = ("allreduce", "sync", "overlap", "stragglers", "gossip", "scaling", "asyvrsc", "failures", "privacy",
+                   "trace")

@@ -24,6 +24,7 @@ Example (a loop that waits for ``done()`` while ``poll()`` does the work)::
 import time
 
 from ..errors import MPISGDError
+from . import activity
 
 SHORTEST_S = 1e-4
 LONGEST_S = 1e-2
@@ -48,13 +49,18 @@ class Backoff:
         self.deadline = None if timeout is None else time.perf_counter() + timeout
 
     def reset(self) -> None:
-        """Something happened: the next idle poll sleeps the shortest time again."""
+        """Something happened (progress, for the stall watchdog): the next idle poll sleeps the shortest time
+        again."""
         self.interval = 0.0
+        if activity.ON:
+            activity.progress()
 
     def idle(self) -> None:
         """The poll found nothing: sleep, then lengthen the next sleep."""
         if self.deadline is not None and time.perf_counter() > self.deadline:
             raise MPISGDError(f"{self.what} did not finish within {self.timeout} s")
+        if activity.ON:
+            activity.polling(self)  # the watchdog and the trace see what this rank polls for
         time.sleep(self.interval)
         self.interval = min(self.longest, max(self.shortest, 2 * self.interval))
 

@@ -118,7 +118,7 @@ class Communicator:
         buffer, copy_back = self._prepare(array)
         moved = (self.size - 1) * int(array.nbytes) // self.size
         self.stats.count(moved, moved)
-        with self.stats.blocked():
+        with self.stats.blocked("Bcast", f"{array.nbytes} bytes from rank {root}"):
             self.mpi.Bcast(buffer, root=root)
         if copy_back is not None and self.rank != root:
             copy_back()
@@ -128,7 +128,7 @@ class Communicator:
         array = np.ascontiguousarray(array)
         out = np.empty((self.size, *array.shape), dtype=array.dtype)
         self.stats.count((self.size - 1) * array.nbytes, (self.size - 1) * array.nbytes)
-        with self.stats.blocked():
+        with self.stats.blocked("Allgather", f"{array.nbytes} bytes"):
             self.mpi.Allgather(array, out)
         return out
 
@@ -146,15 +146,15 @@ class Communicator:
 
     # -- small control messages (pickled) ----------------------------------
     def allgather_object(self, obj) -> list:
-        with self.stats.blocked():
+        with self.stats.blocked("allgather (pickled)"):
             return self.mpi.allgather(obj)
 
     def bcast_object(self, obj, root: int = 0):
-        with self.stats.blocked():
+        with self.stats.blocked("bcast (pickled)", f"from rank {root}"):
             return self.mpi.bcast(obj, root=root)
 
     def barrier(self) -> None:
-        with self.stats.blocked():
+        with self.stats.blocked("Barrier"):
             self.mpi.Barrier()
 
     # -- agreement ---------------------------------------------------------

@@ -22,6 +22,8 @@ import time
 
 import numpy as np
 
+from . import activity
+
 
 class Outbox:
     """Bounded per-peer in-flight sends and a replace-newest queue on a Communicator."""
@@ -51,6 +53,8 @@ class Outbox:
     def isend(self, peer: int, tag: int, data: np.ndarray):
         """Post ``data`` now, bypassing queue, caps and throttle; returns the MPI request (counted as sent)."""
         request = self.mpi.Isend(data, dest=peer, tag=tag)
+        if activity.TRACE is not None:
+            activity.posted("Isend", f"{data.nbytes} bytes to rank {peer}, tag {tag}")
         self.sent_to[peer] += 1
         self.comm.stats.count(data.nbytes, 0)
         return request

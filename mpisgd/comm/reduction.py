@@ -14,6 +14,7 @@ from time import perf_counter
 import numpy as np
 
 from ..arrays import backend_for
+from . import activity
 from .mpi import MPI
 from .request import Request
 
@@ -35,7 +36,7 @@ class Reduction:
     """
 
     __slots__ = ("comm", "array", "backend", "buffer", "staged", "device", "weight", "weights", "moved",
-                 "_complete")
+                 "_complete", "what")
 
     def __init__(self, comm, array, *, average: bool = False, weight=None):
         self.comm = comm  # a Communicator
@@ -51,6 +52,7 @@ class Reduction:
         self.weights = None if weight is None else np.zeros(1)  # sum_i w_i once reduced
         nbytes = int(array.nbytes) + (0 if weight is None else 8)
         self.moved = 2 * (comm.size - 1) * nbytes // comm.size
+        self.what = f"all-reduce of {nbytes} bytes over {comm.size} ranks"  # for the watchdog and the trace
         self._complete = self._completion(average)
 
     def _completion(self, average: bool):
@@ -96,16 +98,21 @@ class Reduction:
         request = mpi.Iallreduce(MPI.IN_PLACE, self.buffer, op=MPI.SUM)
         if self.weights is not None:
             request = _Both(request, mpi.Iallreduce(MPI.IN_PLACE, self.weights, op=MPI.SUM))
-        return Request(request, self.comm.stats, self._complete)
+        if activity.TRACE is not None:
+            activity.posted("Iallreduce", self.what)
+        return Request(request, self.comm.stats, self._complete, "Iallreduce: " + self.what)
 
     def run(self) -> None:
         """The all-reduce, blocking (``Allreduce``); its time counts as time blocked."""
         self._prepare()
         mpi, stats = self.comm.mpi, self.comm.stats
         start = perf_counter()
+        previous = activity.enter("Allreduce", self.what) if activity.ON else None
         mpi.Allreduce(MPI.IN_PLACE, self.buffer, op=MPI.SUM)
         if self.weights is not None:
             mpi.Allreduce(MPI.IN_PLACE, self.weights, op=MPI.SUM)
+        if activity.ON:
+            activity.leave(previous)
         stats.wait_s += perf_counter() - start
         if self._complete is not None:
             self._complete()

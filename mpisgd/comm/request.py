@@ -2,6 +2,8 @@
 
 from time import perf_counter
 
+from . import activity
+
 
 class Request:
     """An MPI request plus what must happen once it completes.
@@ -10,22 +12,27 @@ class Request:
     local work so that MPI libraries without a progress thread advance the
     transfer; its time counts as ``progress_s``); ``wait()`` blocks until it
     is done (its time counts as ``wait_s``, time blocked in communication). ``on_complete`` runs exactly
-    once, after completion (copy a staged buffer back, scale by 1/p, ...).
+    once, after completion (copy a staged buffer back, scale by 1/p, ...). ``what`` names the operation
+    for the stall watchdog and the trace (:mod:`.activity`).
     """
 
-    __slots__ = ("_request", "_stats", "_on_complete", "done")
+    __slots__ = ("_request", "_stats", "_on_complete", "done", "what")
 
-    def __init__(self, request, stats, on_complete=None):
+    def __init__(self, request, stats, on_complete=None, what: str = "a request"):
         self._request = request
         self._stats = stats
         self._on_complete = on_complete
         self.done = False
+        self.what = what
 
     def test(self) -> bool:
         if not self.done:
             start = perf_counter()
             finished = self._request.Test()
-            self._stats.progress_s += perf_counter() - start
+            end = perf_counter()
+            self._stats.progress_s += end - start
+            if activity.TRACE is not None:
+                activity.TRACE.span("Test", "progress", start, end, self.what)
             if finished:
                 self._finish()
         return self.done
@@ -33,7 +40,12 @@ class Request:
     def wait(self) -> None:
         if not self.done:
             start = perf_counter()
-            self._request.Wait()
+            if activity.ON:
+                previous = activity.enter("Wait", self.what)
+                self._request.Wait()
+                activity.leave(previous)
+            else:
+                self._request.Wait()
             self._stats.wait_s += perf_counter() - start
             self._finish()
 

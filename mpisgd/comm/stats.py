@@ -4,6 +4,8 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
+from . import activity
+
 
 @dataclass
 class CommStats:
@@ -35,13 +37,17 @@ class CommStats:
         self.calls += 1
 
     @contextmanager
-    def blocked(self):
-        """Time a block of code as time blocked in communication."""
+    def blocked(self, what: str = "blocking communication", detail: str = None):
+        """Time a block of code as time blocked in communication; ``what`` (``detail``: peer, tag, size)
+        names the wait for the stall watchdog and the trace (:mod:`.activity`)."""
         start = time.perf_counter()
+        previous = activity.enter(what, detail) if activity.ON else None
         try:
             yield
         finally:
             self.wait_s += time.perf_counter() - start
+            if activity.ON:
+                activity.leave(previous)
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import List
 
 from ..errors import UsageError
-from . import plots
+from . import plots, timeline
 from .runs import input_files, labels, read_runs
 from .table import results_markdown
 
@@ -21,7 +21,9 @@ def add_report_command(commands) -> None:
                     "runs' results, from the JSONL files of 'mpisgd train --metrics'; for 'mpisgd optimize "
                     "--metrics' runs, the gap f - f* (log scale) against wall time and epochs. Needs no MPI launcher.")
     parser.add_argument("runs", nargs="+", metavar="RUNS",
-                        help="metrics files, or directories (their *.jsonl files); a file may hold several runs")
+                        help="metrics files, or directories (their *.jsonl files); a file may hold several runs; "
+                             "files ending in .json are the traces of 'train --trace', drawn as timeline.png "
+                             "(and merged into timeline.json for Perfetto)")
     parser.add_argument("--out", required=True, metavar="DIR",
                         help=f"directory for the PNG figures and {TABLE} (created if missing)")
 
@@ -39,7 +41,13 @@ def report_main(args) -> int:
 
 
 def write_report(inputs, out) -> List[Path]:
-    """Read every run of ``inputs``, write the figures and the table into ``out``; return the written paths."""
+    """Read every run of ``inputs``, write the figures and the table into ``out``; return the written paths.
+    Trace files (``*.json``, from ``train --trace``) give the timeline instead (:mod:`.timeline`)."""
+    traces = [name for name in inputs if str(name).endswith(".json")]
+    written = timeline.write_timeline(traces, _output_directory(out)) if traces else []
+    inputs = [name for name in inputs if name not in traces]
+    if not inputs:
+        return written
     files = input_files(inputs)
     runs = read_runs(files)
     names = labels(runs)
@@ -51,7 +59,7 @@ def write_report(inputs, out) -> List[Path]:
         table.write_text(results_markdown(runs, names, plots.figure_names(runs)), encoding="utf-8")
     except OSError as error:
         raise UsageError(f"--out {out}: cannot write {error.filename or 'the report'} ({error.strerror})") from None
-    return figures + [table]
+    return written + figures + [table]
 
 
 def _check_not_an_input(directory: Path, files) -> None:

@@ -28,6 +28,7 @@ import time
 
 import numpy as np
 
+from ..comm import activity
 from ..errors import MPISGDError, UsageError
 from . import resume
 from .checkpoint import IDENTITY, CheckpointStore, parse_every
@@ -143,6 +144,8 @@ class Checkpointing:
             self.store.commit(name, {**self.identity, "step": trainer.step, "epoch": position["epoch"],
                                      "ranks": comm.size, "time": time.time()})
         self.last_at = time.perf_counter()
+        if activity.ON:  # a long write is progress, not a stall (--stall-timeout)
+            activity.progress()
 
     def resume(self, trainer) -> dict:
         """Load the latest checkpoint into ``trainer`` on every rank; returns the position to go on from."""

@@ -22,6 +22,7 @@ from .partition import parse_partition
 
 STRAGGLERS = "stragglers and failures (experiments)"
 OUTPUT = "output"
+DIAGNOSTICS = "diagnostics (docs/cluster.md)"
 PRIVACY = "differential privacy (docs/privacy.md)"
 CLUSTER = "checkpoints and preemption (docs/cluster.md)"
 CHECKPOINTS = (lambda c: c.checkpoint_dir, "--checkpoint-dir DIR")
@@ -204,6 +205,12 @@ class TrainConfig:
                                        "classes": ("classes", 10), "users": ("users", 300), "items": ("items", 400)})
     algorithm_options: dict = setting(None, "the algorithm's options (the CLI's flags come from the algorithms)",
                                       factory=dict)
+    stall_timeout: Optional[float] = setting(
+        None, "stall watchdog: a rank with no progress (no step done, no message handled) for this many seconds "
+        "prints what it waits for, and the job ends with status 4; choose it above the longest evaluation",
+        check=positive, group=DIAGNOSTICS)
+    trace: Optional[str] = setting(None, "write each rank's timeline (Chrome trace JSON, open it in Perfetto) to "
+                                   "PATH with .rankR before the suffix (t.json -> t.rank0.json ...)", group=DIAGNOSTICS)
 
     def validate(self) -> None:
         """Raise UsageError for values no run can use (the same on every rank): each field's checks.

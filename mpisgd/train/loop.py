@@ -21,8 +21,9 @@ import time
 import torch
 
 from ..algorithm import params_digest
-from ..comm import Communicator
+from ..comm import Communicator, activity
 from ..errors import UsageError
+from .diagnostics import Diagnostics
 from .budget import TimeBudget
 from .checkpointing import Checkpointing, Preempted
 from .evaluate import Evaluator, test_rows
@@ -45,9 +46,13 @@ def run(config, comm=None, *, throttle=None) -> dict:
     without a messenger is a UsageError on every rank."""
     torch.set_num_threads(config.threads)
     harness = Communicator(comm)  # bookkeeping traffic, kept out of the algorithm's statistics
+    diagnostics = Diagnostics(config, harness.rank)  # --trace from here, --stall-timeout once training starts
     try:
-        return Trainer(config, harness, comm, throttle).train()
+        trainer = Trainer(config, harness, comm, throttle)
+        diagnostics.watch()
+        return trainer.train()
     finally:
+        diagnostics.close()
         harness.free()
 
 
@@ -141,6 +146,8 @@ class Trainer:
             began = time.perf_counter()
             loss = self.local_step()
             self.step, taken, loss_sum = self.step + 1, taken + 1, loss_sum + loss
+            if activity.ON:  # the stall watchdog's clock starts over
+                activity.progress(self.step)
             self.straggler.after_step(self.dist, began)
             self.injector.after_step(self, self.step, began)
             self.records.step(self.dist, self.step, epoch, loss, self.budget)
@@ -180,6 +187,8 @@ class Trainer:
         if self.reached_at is None and target is not None and self.last["accuracy"] >= target:
             self.reached_at = self.last["wall_s"]
         self.records.epoch(self.dist, self.last)
+        if activity.ON:
+            activity.progress()
         return over
 
     def close(self) -> dict:

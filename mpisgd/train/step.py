@@ -10,6 +10,7 @@ import math
 import numpy as np
 import torch
 
+from ..comm.activity import span
 from ..torch.adahessian import backward_with_graph
 
 
@@ -63,12 +64,15 @@ class LocalStep:
     def __call__(self) -> float:
         index = torch.from_numpy(self.sampler.next()).to(self.x.device)
         self.dist.zero_grad()
-        loss = loss_of(self.task, self.model(self.x[index]), self.y[index])
-        if self.create_graph:  # AdaHessian differentiates the gradient again
-            backward_with_graph(loss)
-        else:
-            loss.backward()
-        self.dist.step()
+        with span("forward"):  # --trace: the compute spans (a shared no-op context otherwise)
+            loss = loss_of(self.task, self.model(self.x[index]), self.y[index])
+        with span("backward"):
+            if self.create_graph:  # AdaHessian differentiates the gradient again
+                backward_with_graph(loss)
+            else:
+                loss.backward()
+        with span("optimizer step"):
+            self.dist.step()
         value = loss.item()
         self.dist.report_loss(value)
         return value
