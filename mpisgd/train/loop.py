@@ -77,6 +77,7 @@ class Trainer:
                            asynchronous=self.asynchronous, **s.roles.start_fields(harness))
         self.budget = TimeBudget(config.time_budget)
         self.step, self.last, self.reached_at = 0, None, None
+        self.ending.attach(self)  # a gossip run's end follows the ranks its algorithm finds alive
 
     def train(self) -> dict:
         config, evaluated_final = self.config, False
