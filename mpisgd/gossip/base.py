@@ -70,6 +70,7 @@ class GossipAlgorithm(Algorithm):
         self.host = self.flat.backend.host_buffer(self.flat.params)  # this rank's model, on the host
         self.messenger = Messenger(self.comm, **self.messenger_options())
         self.survivors = Survivors(self.comm)
+        self.forgotten = set()  # the lost ranks this rank has excluded (notice())
         self.finished = False
 
     def messenger_options(self) -> dict:
@@ -84,8 +85,10 @@ class GossipAlgorithm(Algorithm):
 
     def notice(self) -> list:
         """Exclude the ranks newly found lost (asking the library at most every 0.5 s); returns them."""
-        new = self.survivors.notice(self.messenger.inbox.broken)
+        self.survivors.notice(self.messenger.inbox.broken)
+        new = [rank for rank in self.survivors.lost if rank not in self.forgotten]  # a shrink marks some too
         for rank in new:
+            self.forgotten.add(rank)
             self.messenger.forget(rank)
             self.forget(rank)
         return new
