@@ -148,4 +148,6 @@ class Survivors:
         if self.comm is not self.base:
             self.comm.free()
         self.comm = self.base
-        self.signals.Free()
+        if self.signals is not None:
+            self.signals.Free()
+            self.signals = None
