@@ -91,6 +91,16 @@ def mpisgd(n: int, *cli_args, timeout: float = 120, env=None) -> Result:
     return mpiexec(n, ["-m", "mpisgd", *cli_args], timeout=timeout, env=env)
 
 
+def survivable_mpisgd(n: int, *cli_args, timeout: float = 120) -> Result:
+    """``python -m mpisgd ARGS...`` on ``n`` ranks under the launch that survives a rank's death
+    (docs/failures.md: MPICH's ``-disable-auto-cleanup``, a shell that ignores SIGUSR1 and turns the
+    rank's death by a signal into an exit status, no collective finalize)."""
+    import shlex
+    command = " ".join(shlex.quote(str(a)) for a in [sys.executable, "-m", "mpisgd", *cli_args])
+    return run_command([MPIEXEC, "-disable-auto-cleanup", "-n", str(n), "sh", "-c", f"trap '' USR1; {command}; exit $?"],
+                       timeout=timeout, env={"MPISGD_TEST_RANKS": str(n), "MPIR_CVAR_NO_COLLECTIVE_FINALIZE": "1"})
+
+
 def run_prog(n: int, name: str, *args, timeout: float = 60, env=None) -> Result:
     """Run tests/progs/NAME under ``python -m mpi4py`` (a failing rank aborts the job)."""
     return mpiexec(n, ["-m", "mpi4py", PROGS / name, *args], timeout=timeout, env=env)

@@ -15,7 +15,10 @@ communicator:
    is left in flight or unreceived.
 
 Every wait polls with a :class:`~mpisgd.comm.backoff.Backoff`, so a rank
-that is done does not take the core of a peer still computing.
+that is done does not take the core of a peer still computing. With
+``survivors`` (a :class:`~mpisgd.comm.survivors.Survivors`) the barrier and
+the all-to-all run among its members only, and every poll checks that none
+died (:class:`~mpisgd.comm.survivors.PeerLost`: run it again after a shrink).
 """
 
 import time
@@ -35,7 +38,8 @@ class Departure:
     expected: np.ndarray  # messages each peer meant for this rank (queued, incl. replaced or dropped)
 
 
-def leave(messenger, *, serve=None, timeout: float = 120.0, drop_queued: bool = True) -> Departure:
+def leave(messenger, *, serve=None, timeout: float = 120.0, drop_queued: bool = True,
+          survivors=None) -> Departure:
     """Run the exit protocol on ``messenger`` (its send/receive/progress interface); collective."""
     stats = messenger.comm.stats
     start, progress_before = time.perf_counter(), stats.progress_s
@@ -56,15 +60,23 @@ def leave(messenger, *, serve=None, timeout: float = 120.0, drop_queued: bool = 
 
     def wait(done) -> None:
         while not done():
+            if survivors is not None:
+                survivors.check()
             backoff.after(serve_arrivals())
 
     wait(lambda: not messenger.pending())
-    barrier = messenger.mpi.Ibarrier()
+    collective = messenger.mpi if survivors is None else survivors.comm.mpi
+    members = slice(None) if survivors is None else survivors.members
+    barrier = collective.Ibarrier()
+    if survivors is not None:  # kept: abandoned if a member dies before it completes
+        survivors.abandoned.append((barrier, None))
     wait(barrier.Test)
     wait(lambda: not messenger.pending())  # answers given while waiting in the barrier
     counts = np.stack([messenger.sent_to, messenger.meant_for], axis=1)
-    received = np.zeros_like(counts)
-    messenger.mpi.Alltoall(counts, received)
+    part, gathered, received = np.ascontiguousarray(counts[members]), np.zeros_like(counts[members]), \
+        np.zeros_like(counts)
+    collective.Alltoall(part, gathered)
+    received[members] = gathered
     wait(lambda: np.all(messenger.received_from >= received[:, 0]))
     stats.wait_s += time.perf_counter() - start - (stats.progress_s - progress_before)
     return Departure(drained, arrived_before, received[:, 1])

@@ -13,10 +13,18 @@ With Open MPI started with ``mpirun --with-ft ulfm``, mpi4py's
 
 Each question costs a round trip to the process manager (0.3-4 ms with
 hydra), so :class:`FailureDetector` asks at most every ``interval`` seconds.
+
+:class:`FailureWatch` is for the algorithms that cannot go on without a rank
+(the collective family): a thread that asks every ``interval`` seconds and,
+when a rank is dead, prints which and aborts the job, instead of leaving the
+others blocked forever in their next collective.
 """
 
+import atexit
 import ctypes
 import functools
+import sys
+import threading
 import time
 
 from .mpi import MPI
@@ -71,3 +79,30 @@ class FailureDetector:
             self.next = now + self.interval
             self.failed = failed_ranks(self.comm)
         return self.failed
+
+
+class FailureWatch:
+    """A daemon thread: when the library reports a rank of ``comm`` dead, write ``message.format(rank=...)``
+    to stderr and abort the job (``MPI.COMM_WORLD.Abort(status)``). :meth:`stop` ends it (also at exit)."""
+
+    def __init__(self, comm, message: str, interval: float = 0.5, status: int = 1):
+        self.comm, self.message, self.interval, self.status = getattr(comm, "mpi", comm), message, interval, status
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._watch, name="mpisgd-failure-watch", daemon=True)
+        self.thread.start()
+        atexit.register(self.stop)  # before mpi4py's MPI_Finalize (atexit runs the later registration first)
+
+    def _watch(self) -> None:
+        while not self.stopped.wait(self.interval):
+            if MPI.Is_finalized():
+                return
+            dead = failed_ranks(self.comm)
+            if dead and not self.stopped.is_set():
+                sys.stderr.write(f"mpisgd: error: {self.message.format(rank=', '.join(map(str, dead)))}\n")
+                sys.stderr.flush()
+                MPI.COMM_WORLD.Abort(self.status)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        if self.thread.is_alive() and self.thread is not threading.current_thread():
+            self.thread.join()

@@ -100,6 +100,11 @@ class Messenger:
 
     drop_queued.__doc__ = Outbox.drop_queued.__doc__
 
+    def forget(self, peer: int) -> None:
+        self.outbox.forget(peer)
+
+    forget.__doc__ = Outbox.forget.__doc__
+
     def progress(self) -> bool:
         """Retire completed sends and start queued ones; True when anything moved."""
         return self.outbox.progress()
@@ -114,10 +119,13 @@ class Messenger:
 
     receive.__doc__ = Inbox.receive.__doc__
 
-    def receive_one(self, source: int, tag: int) -> Message:
+    def receive_one(self, source: int, tag: int, check=None) -> Message:
         """Wait for one message from ``source`` with ``tag``, advancing the outbox meanwhile
-        (backing off while nothing happens; time counted as blocked)."""
-        return self.inbox.receive_one(source, tag, while_waiting=self.outbox.progress)
+        (backing off while nothing happens; time counted as blocked); ``check()`` runs between
+        polls (it may raise, e.g. when ``source`` is dead)."""
+        if check is None:
+            return self.inbox.receive_one(source, tag, while_waiting=self.outbox.progress)
+        return self.inbox.receive_one(source, tag, while_waiting=lambda: check() or self.outbox.progress())
 
     newest = staticmethod(Inbox.newest)
 
@@ -127,9 +135,10 @@ class Messenger:
     exchange.__doc__ = Inbox.exchange.__doc__
 
     # -- the exit protocol ---------------------------------------------------
-    def close(self, serve=None, timeout: float = 120.0, drop_queued: bool = True) -> int:
-        """Leave cleanly (:func:`mpisgd.comm.exit.leave`); collective. Returns how many messages were drained."""
-        self.departure = leave(self, serve=serve, timeout=timeout, drop_queued=drop_queued)
+    def close(self, serve=None, timeout: float = 120.0, drop_queued: bool = True, survivors=None) -> int:
+        """Leave cleanly (:func:`mpisgd.comm.exit.leave`; among ``survivors``' members when given);
+        collective. Returns how many messages were drained."""
+        self.departure = leave(self, serve=serve, timeout=timeout, drop_queued=drop_queued, survivors=survivors)
         self.closed = True
         return self.departure.drained
 

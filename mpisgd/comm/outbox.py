@@ -39,6 +39,7 @@ class Outbox:
         self.sent_to = np.zeros(comm.size, dtype=np.int64)
         self.meant_for = np.zeros(comm.size, dtype=np.int64)
         self.dropped = 0
+        self.abandoned = []  # posted sends to a dead peer (forget())
 
     def put(self, peer: int, tag: int, data: np.ndarray) -> None:
         """Queue ``data`` (a packed message) for ``peer``, replacing a queued one with this tag."""
@@ -71,6 +72,14 @@ class Outbox:
             count += self.throttle.drop()
         self.dropped += count
         return count
+
+    def forget(self, peer: int) -> None:
+        """``peer`` is dead: drop what is queued for it and stop waiting for its posted sends (which
+        may never complete; kept, never freed, as MPI may still read their buffers)."""
+        for key in [key for key in self.queue if key[0] == peer]:
+            del self.queue[key]
+            self.dropped += 1
+        self.abandoned.extend(self.in_flight.pop(peer, []))
 
     def progress(self) -> bool:
         """Retire completed sends and start queued ones; True when anything moved."""

@@ -88,10 +88,17 @@ def roll_call(comm, *, timeout: float, detector=None) -> RollCall:
                 comm.mpi.send(found, dest=rank, tag=tags.SURVIVORS)
         else:
             found = _answer(comm, detector)
-        group = comm.mpi.Get_group().Incl(found["present"])
-        part = comm.mpi.Create_group(group, tag=tags.SURVIVORS)
-        group.Free()
+        part = among(comm, found["present"])
+    return RollCall(**found, comm=part)
+
+
+def among(comm, members: list, stats=None) -> Communicator:
+    """A Communicator over ``members`` (ranks of ``comm``, in order); collective over the members only
+    (``Comm.Create_group``), so a dead rank outside them cannot hang it. ``stats``: shared statistics."""
+    group = comm.mpi.Get_group().Incl(list(members))
+    part = comm.mpi.Create_group(group, tag=tags.SURVIVORS)
+    group.Free()
     try:
-        return RollCall(**found, comm=Communicator(part, cuda_aware=comm.cuda_aware))
+        return Communicator(part, cuda_aware=comm.cuda_aware, stats=stats)
     finally:
         part.Free()

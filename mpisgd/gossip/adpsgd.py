@@ -13,6 +13,11 @@ requests one at a time between its own steps (and while it is leaving, so
 no active worker ever waits for a finished peer); serving one at a time is
 what makes each average atomic, and each preserves the pair's sum.
 
+A lost rank (:mod:`mpisgd.gossip.base`): an active worker chooses among the
+passive neighbours still alive; one waiting for the reply of a passive
+worker that dies gives up that average (its model is unchanged, the step
+goes on); a passive worker does not answer a request from a lost rank.
+
 Recorded schedule (``record``, :mod:`mpisgd.gossip.base`): an active worker
 logs ``("average", passive peer, stamp = the step of the passive model in the
 reply)``, a passive worker ``("serve", active peer, stamp = the active
@@ -22,6 +27,7 @@ identified by (active rank, its step).
 
 from ..algorithm import Option, register
 from ..comm import UsageError, tags
+from ..comm.survivors import PeerLost
 from .asynchronous import AsyncGossip
 
 
@@ -54,7 +60,10 @@ class ADPSGD(AsyncGossip):
     def average_with(self, peer: int) -> None:
         model = self.model_to_host()
         self.messenger.send(peer, tags.AVERAGE_REQUEST, model, header=self.stamp())
-        reply = self.messenger.receive_one(peer, tags.AVERAGE_REPLY)  # advances the request; backs off
+        try:  # advances the request; backs off
+            reply = self.messenger.receive_one(peer, tags.AVERAGE_REPLY, check=lambda: self.check_alive(peer))
+        except PeerLost:
+            return  # the passive worker died: no average this time
         self.log("average", peer, reply.header[0])
         self.midpoint(reply.data)
         self.note_staleness([reply])
@@ -66,12 +75,19 @@ class ADPSGD(AsyncGossip):
         self.host *= 0.5
         self.host_to_model()
 
+    def check_alive(self, peer: int) -> bool:
+        """While waiting for ``peer``: PeerLost when it was found lost (False: nothing happened)."""
+        self.notice()
+        if peer in self.survivors.lost:
+            raise PeerLost([peer])
+        return False
+
     def serve_requests(self) -> None:
         for message in self.messenger.receive(tag=tags.AVERAGE_REQUEST):
             self.serve(message)
 
     def serve(self, message) -> None:
-        if message.tag != tags.AVERAGE_REQUEST:
+        if message.tag != tags.AVERAGE_REQUEST or message.source in self.survivors.lost:
             return
         model = self.model_to_host()
         self.messenger.send(message.source, tags.AVERAGE_REPLY, model, header=self.stamp())

@@ -19,6 +19,14 @@
   so that a test can replay the schedule an asynchronous or randomized run
   took (which peer, which message, stamped with which step) in a reference
   written from the paper. What each algorithm logs is in its docstring.
+- a lost rank (``kill -9``, under a launch that survives it: docs/failures.md):
+  ``self.survivors`` (:class:`~mpisgd.comm.survivors.Survivors`) knows the
+  ranks still alive. After every step (and in every wait) this rank asks the
+  MPI library, at most every 0.5 s, which ranks failed, or notes a receive
+  that failed; a lost rank leaves :meth:`neighbours` (so every peer choice),
+  its queued and posted messages are forgotten and :meth:`forget` drops what
+  the algorithm keeps of it. The collectives (a synchronous round's
+  all-gather, the exit protocol, the final average) run among the survivors.
 """
 
 from typing import NamedTuple, Optional
@@ -27,6 +35,7 @@ import numpy as np
 
 from ..algorithm import Algorithm, Option
 from ..comm import Messenger
+from ..comm.survivors import Survivors
 from .topology import parse_topology
 
 
@@ -60,6 +69,8 @@ class GossipAlgorithm(Algorithm):
         self.rng = np.random.default_rng([self.gossip_seed, self.comm.rank])
         self.host = self.flat.backend.host_buffer(self.flat.params)  # this rank's model, on the host
         self.messenger = Messenger(self.comm, **self.messenger_options())
+        self.survivors = Survivors(self.comm)
+        self.forgotten = set()  # the lost ranks this rank has excluded (notice())
         self.finished = False
 
     def messenger_options(self) -> dict:
@@ -68,7 +79,31 @@ class GossipAlgorithm(Algorithm):
                 "max_in_flight": self.max_in_flight}
 
     def neighbours(self) -> list:
-        return self.graph.neighbors(self.comm.rank, step=self.steps)
+        """This rank's topology neighbours at this step, less the ranks lost."""
+        lost = self.survivors.lost
+        return [n for n in self.graph.neighbors(self.comm.rank, step=self.steps) if n not in lost]
+
+    def notice(self) -> list:
+        """Exclude the ranks newly found lost (asking the library at most every 0.5 s); returns them."""
+        self.survivors.notice(self.messenger.inbox.broken)
+        new = [rank for rank in self.survivors.lost if rank not in self.forgotten]  # a shrink marks some too
+        for rank in new:
+            self.forgotten.add(rank)
+            self.messenger.forget(rank)
+            self.forget(rank)
+        return new
+
+    def forget(self, rank: int) -> None:
+        """Hook: ``rank`` is lost; drop what the algorithm keeps of it (default: nothing)."""
+
+    def check_peers(self) -> None:
+        """In a wait: notice lost ranks, and PeerLost when one is a member of the collectives."""
+        self.notice()
+        self.survivors.check()
+
+    def after_step(self) -> None:
+        self.notice()
+        super().after_step()
 
     def model_to_host(self) -> np.ndarray:
         self.flat.backend.to_host(self.flat.params, self.host)
@@ -86,15 +121,29 @@ class GossipAlgorithm(Algorithm):
         """A message arriving while this rank is leaving (default: discarded)."""
 
     def leave(self) -> None:
-        """The messenger's exit protocol, once."""
+        """The messenger's exit protocol, once, among the survivors (again after a shrink)."""
         if not self.finished:
-            self.messenger.close(serve=self.serve, drop_queued=self.drop_on_close)
+            survivors = self.survivors
+
+            def close():
+                self.notice()  # forget the sends to a rank lost since the last step
+                return self.messenger.close(serve=self.serve, drop_queued=self.drop_on_close, survivors=survivors)
+
+            survivors.run(close, poll=self.serve_arrivals)
             self.finished = True
+
+    def serve_arrivals(self) -> bool:
+        """While the survivors gather for a shrink: serve what arrives, advance the outbox."""
+        messages = self.messenger.receive()
+        for message in messages:
+            self.serve(message)
+        return self.messenger.progress() or bool(messages)
 
     def finish(self) -> None:
         self.leave()
-        self.comm.allreduce(self.flat.params, average=True)
+        self.survivors.comm.allreduce(self.flat.params, average=True)
 
     def close(self) -> None:
         self.leave()
+        self.survivors.free()
         super().close()

@@ -12,6 +12,12 @@ Per gossip step (ALGORITHMS.md §6.1, the Elastic Gossip thesis code):
 4. after the local step, ``x_i <- x_i - u_i`` with the variant's correction
    ``u_i`` computed from the pre-step models.
 
+A lost rank (:mod:`mpisgd.gossip.base`): it is no longer chosen, the
+all-gather of step 2 runs among the survivors (a round waiting for the dead
+rank is abandoned and run again among the others; its entry reads "no
+peer"), and a rank whose choice died before the round treats it as "none".
+A rank dying between the all-gather and the exchange is not handled.
+
 Subclasses say whom to exchange with (``partners``) and what the
 correction is (``correction``). No staleness: rounds are synchronous.
 Recorded schedule (``record``, :mod:`mpisgd.gossip.base`): one event
@@ -70,7 +76,9 @@ class PairwiseGossip(GossipAlgorithm):
             return
         peer = self.choose_peer()
         self.log("choose", peer, self.steps)
-        choices = self.comm.allgather(np.array([peer], dtype=np.int64))[:, 0]
+        choices = self.survivors.allgather(np.array([peer], dtype=np.int64), fill=NO_PEER)[:, 0]
+        if peer in self.survivors.lost:  # found lost while gathering: this rank gossips with nobody
+            peer = NO_PEER
         requesters = [int(j) for j in np.flatnonzero(choices == self.comm.rank)]
         send_to, receive_from = self.partners(peer, requesters)
         before = self.model_to_host()

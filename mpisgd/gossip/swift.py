@@ -23,6 +23,11 @@ waiting for one, with the mixing weights ``w_ij`` of the topology
   uniform weights ``wb = (#received + 1) / (deg + 1)``, the official formula;
   on other weights this keeps the weights summing to one.
 
+A lost neighbour (:mod:`mpisgd.gossip.base`) is sent nothing more and its
+stored model is dropped: the weights stay those of the topology, and the
+lost neighbour's ``w_ij`` goes to ``w_ii`` (``boost`` rescales over the
+ranks heard from, as always).
+
 The local optimizer then applies the gradient computed before the average.
 
 Recorded schedule (``record``, see :mod:`mpisgd.gossip.base`), each event at
@@ -73,6 +78,9 @@ class Swift(AsyncGossip):
         row = mixing_weights(self.graph, self.comm.rank, self.weights, step=0)  # bad weights: fail now
         self.fixed_row = None if getattr(self.graph, "time_varying", False) else row
 
+    def forget(self, rank: int) -> None:
+        self.stored.pop(rank, None)
+
     def mixing_row(self) -> dict:
         """``{j: w_ij}`` over this rank and its in-neighbours at the current step."""
         if self.fixed_row is not None:
@@ -94,7 +102,9 @@ class Swift(AsyncGossip):
         """Average with ``newest`` (``{(source, tag): Message}``: the newest model from each
         neighbour since the last average) as the mode says; sets :attr:`last_weights`."""
         rank, row = self.comm.rank, self.mixing_row()
-        received = {source: m for (source, _), m in newest.items() if source in row and source != rank}
+        lost = self.survivors.lost
+        received = {source: m for (source, _), m in newest.items()
+                    if source in row and source != rank and source not in lost}
         if self.mode == "standard":
             for source in (self.stored.keys() - received.keys()) if self.record is not None else ():
                 self.log("stored", source, self.stored[source].header[0])

@@ -16,8 +16,15 @@ At its local step ``STEP`` (counted from 1) worker rank ``RANK``:
                  launcher (docs/failures.md)
 ===============  ==============================================================
 
-Only workers of a master-worker algorithm may fail; a bad specification is
-a UsageError on every rank. A failure whose step is never reached happens
+Who may fail how (a bad specification is a UsageError on every rank):
+
+- master-worker algorithms: the workers, every kind;
+- gossip algorithms: any rank but 0 (it writes the metrics), ``slow`` and
+  ``kill``; the others go on without a killed rank where the launch allows
+  it (docs/failures.md);
+- every other algorithm (the collective family): any rank, ``slow`` and
+  ``kill``; a killed rank ends the job, which names it.
+ A failure whose step is never reached happens
 when this rank's training ends (an ``exit`` or ``kill`` rank never takes part
 in the end of the run).
 """
@@ -69,10 +76,19 @@ def parse_failures(text: str) -> list:
     return failures
 
 
-def check_failures(failures: list, workers: list, algorithm: str) -> None:
-    """UsageError unless every failing rank is a worker of a master-worker algorithm."""
-    if failures and not workers:
-        raise UsageError(f"--fail needs a master-worker algorithm (its workers fail); {algorithm!r} is not one")
+def check_failures(failures: list, workers: list, algorithm: str, *, size: int, gossip: bool = False) -> None:
+    """UsageError unless each failure is one the family of ``algorithm`` allows (see above);
+    ``workers``: a master-worker algorithm's worker ranks (empty for the other families)."""
+    if not workers:
+        family, first = ("gossip", 1) if gossip else ("collective", 0)
+        for failure in failures:
+            if failure.kind not in ("slow", "kill"):
+                raise UsageError(f"--fail: {failure.kind} needs a master-worker algorithm; {algorithm!r} "
+                                 f"({family} family) takes slow:FACTOR or kill")
+            if not first <= failure.rank < size:
+                raise UsageError(f"--fail: rank {failure.rank} is not one of ranks {first}..{size - 1}"
+                                 + (" (rank 0 writes the metrics: it may not fail)" if gossip else ""))
+        return
     for failure in failures:
         if failure.rank not in workers:
             raise UsageError(f"--fail: rank {failure.rank} is not a worker (workers are ranks "

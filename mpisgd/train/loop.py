@@ -94,6 +94,7 @@ class Trainer:
             self.records.resumed(step=self.step, checkpoint=self.checkpoints.number, **start)
         else:
             self.records.start(**start)
+        self.ending.attach(self)  # a gossip run's end follows the ranks its algorithm finds alive
 
     def train(self) -> dict:
         """Train to the end; the summary. A preemption ends it with :class:`Preempted` (checkpoint written)."""

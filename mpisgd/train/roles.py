@@ -18,6 +18,15 @@ is broadcast to every rank present, so every rank evaluates the same model
 (a silenced worker too). The summary adds the servers' reports: who left,
 who was lost, why and when, and what the algorithm adds (e.g. delays or
 weights).
+
+The gossip family goes on without a killed rank (:mod:`mpisgd.gossip.base`,
+``algorithm.survivors``): :class:`SurvivorsEnd` runs the end of the run, and
+the mid-run evaluations of the synchronous gossip variants, among the ranks
+the algorithm found alive, and the summary names the lost ones. The other
+algorithms (the collective family) cannot go on: under a launch that keeps
+the job alive after a rank's death (``MPIR_CVAR_NO_COLLECTIVE_FINALIZE`` set,
+docs/failures.md) a :class:`~mpisgd.comm.failed.FailureWatch` names the dead
+rank and aborts the job within about a second.
 """
 
 import math
@@ -27,10 +36,13 @@ import numpy as np
 
 from ..algorithm import get_algorithm
 from ..comm import CommStats
-from ..comm.failed import FailureDetector
-from ..comm.rollcall import announce_departure, roll_call
+from ..comm.failed import FailureDetector, FailureWatch
+from ..comm.mpi import MPI
+from ..comm.rollcall import among, announce_departure, roll_call
 from ..errors import UsageError
+from ..gossip.base import GossipAlgorithm
 from ..masterworker.base import MasterWorkerAlgorithm
+from .evaluate import test_rows
 from .failures import Injector, check_failures, parse_failures
 from .partition import partition
 
@@ -49,8 +61,9 @@ class Roles:
                 raise UsageError(f"servers={self.servers} leaves no worker rank among the {size} ranks; "
                                  "start more ranks or fewer servers")
         self.workers = list(range(self.servers, size)) if self.servers else []
+        self.gossip, self.algorithm = issubclass(cls, GossipAlgorithm), config.algorithm
         failures = parse_failures(config.fail)
-        check_failures(failures, self.workers, config.algorithm)
+        check_failures(failures, self.workers, config.algorithm, size=size, gossip=self.gossip)
         self.injector = Injector(next((f for f in failures if f.rank == rank), None), rank)
 
     @property
@@ -76,23 +89,34 @@ class Roles:
     def start_fields(self, harness) -> dict:
         """For the ``start`` record: the servers, and each rank's process id (a launcher that reports
         a dead process by its pid names a rank through this table)."""
-        if not self.master_worker:
-            return {}
-        return {"servers": self.servers, "pids": harness.allgather_object(os.getpid())}
+        servers = {"servers": self.servers} if self.master_worker else {}
+        return {**servers, "pids": harness.allgather_object(os.getpid())}
 
     def depart(self, harness) -> None:
         """This worker leaves the run early on purpose (its algorithm has finished)."""
         announce_departure(harness)
 
     def ending(self, harness):
-        return MasterWorkerEnd(self, harness) if self.master_worker else PeersEnd(harness)
+        if self.master_worker:
+            return MasterWorkerEnd(self, harness)
+        if self.gossip:
+            return SurvivorsEnd(harness)
+        watch = None
+        if os.environ.get("MPIR_CVAR_NO_COLLECTIVE_FINALIZE") and harness.thread_level == MPI.THREAD_MULTIPLE:
+            watch = FailureWatch(harness, f"rank {{rank}} was lost (reported by the MPI library); {self.algorithm} "
+                                          "cannot go on without it: resume from the last checkpoint with --resume")
+        return PeersEnd(harness, watch)
 
 
 class PeersEnd:
-    """Every rank trains and every rank is there at the end: the end-of-run collectives use ``harness``."""
+    """Every rank trains and every rank is there at the end: the end-of-run collectives use ``harness``;
+    ``watch``: the FailureWatch that ends the job when a rank dies (stopped by :meth:`close`)."""
 
-    def __init__(self, harness):
-        self.comm = harness
+    def __init__(self, harness, watch=None):
+        self.comm, self.watch = harness, watch
+
+    def attach(self, trainer) -> None:
+        pass
 
     def after_finish(self, trainer) -> None:
         pass
@@ -101,7 +125,39 @@ class PeersEnd:
         return {}
 
     def close(self) -> None:
-        pass
+        if self.watch is not None:
+            self.watch.stop()
+
+
+class SurvivorsEnd(PeersEnd):
+    """The end of a gossip run among the ranks its algorithm found alive; the summary names the lost."""
+
+    def __init__(self, harness):
+        super().__init__(harness)
+        self.harness, self.trainer, self.survivors = harness, None, None
+
+    def attach(self, trainer) -> None:
+        """Follow the algorithm's survivors: each shrink also shrinks the evaluation's communicator."""
+        self.trainer, self.survivors = trainer, trainer.dist.algorithm.survivors
+        self.survivors.followers.append(self.follow)
+
+    def follow(self, members: list) -> None:
+        """Inside a shrink (collective among ``members``): the harness over them; the test rows of a
+        synchronous run's evaluations split over them."""
+        old, self.comm = self.comm, among(self.harness, members, stats=self.harness.stats)
+        if old is not self.harness:
+            old.free()
+        evaluate = self.trainer.evaluate
+        rows = test_rows(len(evaluate.all_y), self.trainer.asynchronous, self.comm.rank, self.comm.size)
+        evaluate.harness, evaluate.x, evaluate.y = self.comm, evaluate.all_x[rows], evaluate.all_y[rows]
+
+    def summary(self, stats: list, steps_per_epoch: int) -> dict:
+        return self.survivors.report()
+
+    def close(self) -> None:
+        if self.comm is not self.harness:
+            self.comm.free()
+        super().close()
 
 
 class MasterWorkerEnd:
@@ -110,6 +166,9 @@ class MasterWorkerEnd:
     def __init__(self, roles, harness):
         self.roles, self.harness = roles, harness
         self.comm, self.roll = None, None
+
+    def attach(self, trainer) -> None:
+        pass
 
     def after_finish(self, trainer) -> None:
         """After ``serve()`` or ``finish()``: the ranks present, their communicator, the final model."""
