@@ -23,7 +23,7 @@ import pytest
 
 from mpirun import MPIEXEC, assert_ok, mpisgd, run_command, run_prog
 
-DETERMINISTIC = ["sync", "local", "cocod", "fda", "easgd", "eamsgd", "lsgd", "gossip", "elastic-gossip"]
+DETERMINISTIC = ["sync", "local", "cocod", "fda", "easgd", "eamsgd", "lsgd", "gossip", "elastic-gossip", "sync+dp", "local+dp"]
 
 
 def _digests(result) -> dict:

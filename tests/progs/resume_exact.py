@@ -26,24 +26,29 @@ from mpisgd.train import TrainConfig, run
 from mpisgd.train import resume as resume_module
 from mpisgd.train import rngs
 from mpisgd.train.checkpointing import Preempted
+from mpisgd.train.private_step import PrivateStep
 from mpisgd.train.step import LocalStep
 
 comm = world()
 directory, runs = sys.argv[1], [entry.partition(":")[::2] for entry in sys.argv[2].split(",")]
 SIGNAL_AT = 17
 taken = {"steps": 0, "armed": False}
-original_call = LocalStep.__call__
 
 
-def counting_call(self):
-    loss = original_call(self)
-    taken["steps"] += 1
-    if taken["armed"] and taken["steps"] == SIGNAL_AT:
-        os.kill(os.getpid(), signal.SIGUSR1)  # as SLURM's --signal would, on every rank
-    return loss
+def counting(call):
+    """The local step, counted; the SIGNAL_AT-th sends SIGUSR1 to this process when armed."""
+    def counted(self):
+        loss = call(self)
+        taken["steps"] += 1
+        if taken["armed"] and taken["steps"] == SIGNAL_AT:
+            os.kill(os.getpid(), signal.SIGUSR1)  # as SLURM's --signal would, on every rank
+        return loss
+
+    return counted
 
 
-LocalStep.__call__ = counting_call
+LocalStep.__call__ = counting(LocalStep.__call__)
+PrivateStep.__call__ = counting(PrivateStep.__call__)
 original_restore = resume_module.restore
 
 
@@ -63,24 +68,34 @@ def forgetting(mutation):
 
     return restore
 
-OPTIONS = {"gossip": {"gossip_seed": 3}, "local": {"period": 4}, "fda": {}}
+OPTIONS = {"gossip": {"gossip_seed": 3}, "local": {"period": 4}}
+PRIVATE = {"dp": "dpsgd", "dp_noise": 1.0, "dp_seed": 5, "dp_sampling": "shuffle"}  # NAME+dp: a seeded DP run
+
+
+def outcome(summary) -> str:
+    """The final parameters' digest, and the privacy spent when private."""
+    return summary["params_digest"] + (f" epsilon {summary['epsilon_spent']}" if "epsilon_spent" in summary else "")
+
+
 digests = {}
-for algorithm, mutation in runs:
+for name, mutation in runs:
     resume_module.restore = forgetting(mutation) if mutation else original_restore
-    base = dict(algorithm=algorithm, epochs=2, seed=0, quiet=True, algorithm_options=OPTIONS.get(algorithm, {}))
+    algorithm, private = name.removesuffix("+dp"), name.endswith("+dp")
+    base = dict(algorithm=algorithm, epochs=2, seed=0, quiet=True, algorithm_options=OPTIONS.get(algorithm, {}),
+                **(PRIVATE if private else {}))
     taken["steps"] = 0
-    uninterrupted = run(TrainConfig(**base), comm=comm)["params_digest"]
-    checkpoints = os.path.join(directory, algorithm)
+    uninterrupted = outcome(run(TrainConfig(**base), comm=comm))
+    checkpoints = os.path.join(directory, name)
     taken["steps"], taken["armed"] = 0, True
     try:
         run(TrainConfig(**base, checkpoint_dir=checkpoints), comm=comm)
-        raise AssertionError(f"{algorithm}: the run was not preempted")
+        raise AssertionError(f"{name}: the run was not preempted")
     except Preempted:
         pass
-    assert taken["steps"] == SIGNAL_AT + 1, (algorithm, taken)
+    assert taken["steps"] == SIGNAL_AT + 1, (name, taken)
     taken["steps"], taken["armed"] = 0, False
-    resumed = run(TrainConfig(**base, checkpoint_dir=checkpoints, resume=True), comm=comm)["params_digest"]
-    digests[algorithm] = [uninterrupted, resumed, taken["steps"]]
+    resumed = outcome(run(TrainConfig(**base, checkpoint_dir=checkpoints, resume=True), comm=comm))
+    digests[name] = [uninterrupted, resumed, taken["steps"]]
 if comm.rank == 0:
     print("DIGESTS " + json.dumps(digests), flush=True)
 done(comm)
