@@ -63,14 +63,14 @@ def _daemon(name: str) -> str:
 class Cluster:
     """One node (this host, ``hostname -s``) in partition ``debug``.
 
-    It declares ``cpus`` CPUs (default: twice the machine's, ``SlurmdParameters=config_overrides``
-    lets slurmd accept more than it has), so that two 2-rank jobs run at once on a 2-core machine.
+    It declares ``cpus`` CPUs (default: three times the machine's, ``SlurmdParameters=config_overrides``
+    lets slurmd accept more than it has), so that three 2-rank jobs run at once on a 2-core machine.
     """
 
     def __init__(self, directory: Path, cpus: int = None):
         self.dir = Path(directory)
         self.node = socket.gethostname().split(".")[0]  # slurmd refuses a NodeName that is not `hostname -s`
-        self.cpus = cpus or 2 * os.cpu_count()
+        self.cpus = cpus or 3 * os.cpu_count()
         self.conf = self.dir / "slurm.conf"
         self.env = dict(os.environ, SLURM_CONF=str(self.conf))
         self.processes = []
