@@ -10,7 +10,8 @@
 #   5. with CHECKPOINT_DIR set: checkpoints there, adds --resume when
 #      $CHECKPOINT_DIR/latest exists, and with REQUEUE=1 requeues the SLURM
 #      job when the run exits 75 (preempted, checkpoint written).
-# Every step is exercised by tests/test_slurm.py and tests/test_jobs.py.
+# tests/test_slurm.py (a real one-node SLURM) and tests/test_jobs.py run every
+# step; what they cannot check is marked [not tested here].
 #
 # Environment (all optional):
 #   MPISGD_DIR    the mpisgd checkout (default: $SLURM_SUBMIT_DIR, or the
@@ -62,18 +63,19 @@ case "$LAUNCHER" in
 srun)
     # The plugin must match the MPI library mpi4py loads: pmi2 for MPICH,
     # MVAPICH, Intel MPI, Cray MPICH and the pip mpich wheel; pmix for Open
-    # MPI. --cpus-per-task is repeated because srun does not take it from
-    # sbatch in every SLURM version; --kill-on-bad-exit=1 ends the step when
-    # a rank fails.
+    # MPI (pmix: [not tested here]). --cpus-per-task is repeated because srun
+    # does not take it from sbatch in every SLURM version; --kill-on-bad-exit=1
+    # ends the step when a rank fails [both: not tested here].
     MPI_PLUGIN="${MPI_PLUGIN:-pmi2}"
     LAUNCH=(srun "--mpi=$MPI_PLUGIN" --kill-on-bad-exit=1 "--cpus-per-task=$OMP_NUM_THREADS")
     ;;
 mpiexec)
-    # Inside a SLURM job, MPICH's mpiexec (Hydra) takes the nodes from the
-    # allocation and starts its proxies with srun.
+    # Inside a SLURM job, MPICH's mpiexec (Hydra) starts its proxies as a job
+    # step on the allocation's nodes (one node tested).
     MPIEXEC="${MPIEXEC:-mpiexec}"
     read -r -a FLAGS <<< "${MPIEXEC_FLAGS:-}"
-    # Open MPI refuses to run as root and to oversubscribe cores unless told to.
+    # Open MPI refuses to run as root and to oversubscribe cores unless told
+    # to [not tested here: no Open MPI in the tests].
     if [[ "$(id -u)" == 0 ]] && "$MPIEXEC" --version 2>&1 | grep -qiE "open mpi|openrte|prte"; then
         FLAGS+=(--allow-run-as-root --oversubscribe)
     fi
