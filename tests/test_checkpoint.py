@@ -98,23 +98,48 @@ def test_signal_checkpoints_exits_75_and_resume_completes(tmp_path, algorithm, n
     assert records[-1]["final_accuracy"] > 0.9, records[-1]
 
 
-def test_writer_killed_mid_checkpoint_resumes_from_the_previous_one(tmp_path):
+COMMON = ["--epochs", "2", "--quiet", "--seed", "1"]  # sync, 2 ranks: 46 steps
+
+
+@pytest.fixture(scope="module")
+def reference_digest(tmp_path_factory):
+    """The uninterrupted run's final parameters (COMMON, no checkpoint)."""
+    metrics = tmp_path_factory.mktemp("reference") / "m.jsonl"
+    assert_ok(mpisgd(2, "train", *COMMON, "--metrics", metrics, timeout=120), expect="")
+    return _records(metrics)[-1]["params_digest"]
+
+
+def test_writer_killed_mid_checkpoint_resumes_from_the_previous_one(tmp_path, reference_digest):
     directory = tmp_path / "ckpt"
-    common = ["--epochs", "2", "--quiet", "--seed", "1"]
     crashed = run_prog(2, "checkpoint_crash.py", directory, timeout=120)
     assert crashed.returncode != 0 and not crashed.timed_out, crashed.output[-3000:]
     assert "KILLING-WRITER" in crashed.stdout, crashed.output[-3000:]
     assert (directory / "latest").read_text().strip() == "ckpt-000001"
     assert (directory / "ckpt-000002" / "rank-1.pt.tmp").exists()  # the torn file, never renamed
     metrics = tmp_path / "resumed.jsonl"
-    resumed = mpisgd(2, "train", *common, "--checkpoint-dir", directory, "--checkpoint-every", "10", "--resume",
+    resumed = mpisgd(2, "train", *COMMON, "--checkpoint-dir", directory, "--checkpoint-every", "10", "--resume",
                      "--metrics", metrics, timeout=120)
     assert resumed.returncode == 0, resumed.output[-3000:]
     records = _records(metrics)
     assert records[0]["event"] == "resume" and records[0]["step"] == 10 and records[0]["checkpoint"] == 1
-    reference = tmp_path / "reference.jsonl"
-    assert_ok(mpisgd(2, "train", *common, "--metrics", reference, timeout=120), expect="")
-    assert records[-1]["params_digest"] == _records(reference)[-1]["params_digest"]
+    assert records[-1]["params_digest"] == reference_digest
+
+
+def test_collective_run_with_a_lost_rank_ends_and_resumes_exactly(tmp_path, reference_digest):
+    """sync cannot go on without a rank: the job ends naming it, and --resume from the last
+    checkpoint (step 20: the kill comes after step 30, before its checkpoint) completes the run
+    with the uninterrupted run's parameters."""
+    directory, metrics = tmp_path / "ckpt", tmp_path / "m.jsonl"
+    flags = ["--checkpoint-dir", directory, "--checkpoint-every", "10", "--metrics", metrics]
+    killed = mpisgd(2, "train", *COMMON, *flags, "--fail", "1:kill@30", timeout=120)
+    assert killed.returncode != 0 and not killed.timed_out, killed.output[-3000:]
+    assert "rank 1" in killed.output, killed.output[-3000:]
+    assert (directory / "latest").read_text().strip() == "ckpt-000002"
+    resumed = mpisgd(2, "train", *COMMON, *flags, "--resume", timeout=120)
+    assert resumed.returncode == 0, resumed.output[-3000:]
+    records = _records(metrics)
+    assert [r["step"] for r in records if r["event"] == "resume"] == [20]
+    assert records[-1]["event"] == "summary" and records[-1]["params_digest"] == reference_digest
 
 
 @pytest.mark.parametrize("args, message", [

@@ -192,7 +192,6 @@ def test_requeue_script_control_flow(cluster, standin_requeue_job):
     assert '"signal": "SIGUSR1"' in metrics
 
 
-@pytest.mark.xfail(reason="needs --checkpoint-dir (lead's branch)", strict=False)
 def test_requeued_training_resumes_and_completes(cluster, tmp_path):
     """The real trainer: checkpoint every 20 steps, USR1 after the first one, requeue, resume, finish."""
     epochs = 20
@@ -202,3 +201,5 @@ def test_requeued_training_resumes_and_completes(cluster, tmp_path):
     result = summary(metrics)
     assert result["world_size"] == 2 and result["epochs"] == epochs, result
     assert result["final_accuracy"] >= MIN_ACCURACY, result
+    events = [json.loads(line)["event"] for line in metrics.read_text().splitlines()]
+    assert events.count("start") == 1 and events.count("resume") == 1 and events[-1] == "summary", events
