@@ -11,18 +11,25 @@ from ..errors import UsageError
 
 
 class Straggler:
-    """After every local step a straggler rank sleeps ``slow_factor - 1`` times the step's duration."""
+    """After every local step a straggler rank sleeps ``slow_factor - 1`` times the step's compute time:
+    its duration less the time it spent blocked in the algorithm's communication (with several slow
+    ranks, a step's wait for another straggler's sleep must not stretch the next sleep: the steps
+    would grow geometrically)."""
 
     def __init__(self, config, rank: int, size: int):
         slow = config.slow_rank_list()
         if any(r >= size for r in slow):
             raise UsageError(f"--slow-ranks {config.slow_ranks} names a rank outside 0..{size - 1}")
         self.extra = config.slow_factor - 1 if rank in slow else 0.0
+        self.waited = 0.0  # the algorithm's wait_s at the end of the last stretched step
 
     def after_step(self, dist, began: float) -> None:
         """Stretch the step that started at ``began`` (``time.perf_counter()``)."""
         if self.extra > 0:
-            slow_down(dist, (time.perf_counter() - began) * self.extra)
+            waited = dist.statistics()["wait_s"]
+            blocked, self.waited = max(0.0, waited - self.waited), waited
+            slow_down(dist, max(0.0, time.perf_counter() - began - blocked) * self.extra)
+            self.waited = dist.statistics()["wait_s"]
 
 
 def slow_down(dist, seconds: float) -> None:
