@@ -8,7 +8,9 @@ and ``stop()`` ends exactly those two processes by their ids. Jobs are followed 
 ``scontrol show job -o`` (no accounting database: ``MinJobAge`` keeps finished jobs' records).
 """
 
+import getpass
 import os
+import random
 import shutil
 import signal
 import socket
@@ -65,6 +67,9 @@ class Cluster:
 
     It declares ``cpus`` CPUs (default: three times the machine's, ``SlurmdParameters=config_overrides``
     lets slurmd accept more than it has), so that three 2-rank jobs run at once on a 2-core machine.
+    Job ids start at a random number: MPICH under srun names its shared-memory segment from the job
+    and step id, and a killed job's leftover ``/dev/shm/mpich_shm_*`` made a later cluster's job of the
+    same id fail in MPI_Init ("UCX ERROR failed to unpack address, invalid bandwidth 0.00").
     """
 
     def __init__(self, directory: Path, cpus: int = None):
@@ -82,6 +87,7 @@ class Cluster:
         d = self.dir
         self.conf.write_text(f"""\
 ClusterName=mpisgdtest
+FirstJobId={random.randint(10_000, 60_000_000)}
 SlurmctldHost={self.node}(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
@@ -136,7 +142,17 @@ PartitionName=debug Nodes={self.node} Default=YES MaxTime=INFINITE State=UP
         raise RuntimeError(f"the SLURM node did not come up within {timeout} s: {self.logs()}")
 
     def stop(self) -> None:
-        """End the daemons this cluster started, by their process ids."""
+        """Cancel every job still there (a failed test's job would go on running after its slurmd),
+        then end the daemons this cluster started, by their process ids."""
+        if any(process.poll() is None for process in self.processes):
+            try:
+                self.run("scancel", "--user", getpass.getuser(), check=False, timeout=30)
+                deadline = time.monotonic() + 30
+                while self.run("squeue", "--noheader", check=False, timeout=30).stdout.strip() \
+                        and time.monotonic() < deadline:
+                    time.sleep(0.5)
+            except (OSError, subprocess.SubprocessError):
+                pass  # the daemons are ended below in any case
         for process in self.processes:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)

@@ -23,7 +23,8 @@ import pytest
 
 from mpirun import MPIEXEC, assert_ok, mpisgd, run_command, run_prog
 
-DETERMINISTIC = ["sync", "local", "cocod", "fda", "easgd", "eamsgd", "lsgd", "gossip", "elastic-gossip", "sync+dp", "local+dp"]
+DETERMINISTIC = ["sync", "local", "cocod", "fda", "easgd", "eamsgd", "lsgd", "gossip", "elastic-gossip",
+                 "sync+dp", "local+dp"]  # NAME+dp: a seeded DP run (tests/progs/resume_exact.py)
 
 
 def _digests(result) -> dict:
@@ -160,11 +161,12 @@ def test_bad_checkpoint_settings(tmp_path, args, message):
 
 def test_checkpoint_of_another_run_is_refused(tmp_path):
     directory = tmp_path / "ckpt"
-    assert_ok(mpisgd(2, "train", "--epochs", "1", "--quiet", "--checkpoint-dir", directory, "--checkpoint-every",
-                     "5", timeout=120), expect="")
-    for ranks, args, message in [(3, [], "world size 2, this run has 3"),
-                                 (2, ["--algorithm", "local"], "algorithm 'sync', this run has 'local'"),
-                                 (2, ["--model", "cnn"], "model 'mlp', this run has 'cnn'")]:
-        result = mpisgd(ranks, "train", "--quiet", "--checkpoint-dir", directory, "--resume", *args, timeout=60)
+    one_rank = [sys.executable, "-m", "mpisgd", "train", "--quiet", "--checkpoint-dir", directory]
+    assert_ok(run_command([*one_rank, "--epochs", "1", "--checkpoint-every", "5"], timeout=120), expect="")
+    for ranks, args, message in [(2, [], "world size 1, this run has 2"),
+                                 (1, ["--algorithm", "local"], "algorithm 'sync', this run has 'local'"),
+                                 (1, ["--model", "cnn"], "model 'mlp', this run has 'cnn'")]:
+        command = [*one_rank, "--resume", *args]
+        result = mpisgd(2, *command[3:], timeout=60) if ranks == 2 else run_command(command, timeout=60)
         assert result.returncode == 2, result.output[-2000:]
         assert message in result.stderr, result.stderr[-2000:]

@@ -43,7 +43,8 @@ def _state(generator):
     if isinstance(generator, np.random.Generator):
         return {"numpy": generator.bit_generator.state}
     if isinstance(generator, dict):
-        return {"devices": [(str(device), not isinstance(device, str), g.get_state()) for device, g in generator.items()]}
+        return {"devices": [(str(device), not isinstance(device, str), g.get_state())
+                            for device, g in generator.items()]}
     return {"torch": generator.get_state()}
 
 
