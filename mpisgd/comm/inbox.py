@@ -64,9 +64,13 @@ class Inbox:
         try:
             return entry[0].Test()
         except MPI.Exception as error:
-            details = [line.split(":", 1)[-1].strip() for line in str(error).splitlines()]
-            self.broken[entry[1]] = next((d for d in reversed(details) if d), "MPI error")  # the innermost cause
+            self._break(entry[1], error)
             return False
+
+    def _break(self, source: int, error) -> None:
+        """A receive from ``source`` failed (its process died mid-send): note the innermost cause."""
+        details = [line.split(":", 1)[-1].strip() for line in str(error).splitlines()]
+        self.broken[source] = next((d for d in reversed(details) if d), "MPI error")
 
     def _pick(self, tag: int, source: int) -> list:
         """The arrived messages that match (``MPI.ANY_*``: any), removed from ``arrived``."""
@@ -122,7 +126,13 @@ class Inbox:
                 if not any(e[1] == source and e[2] == tag for e in self.arriving):
                     matched = self.mpi.Improbe(source=source, tag=tag, status=status)
                     if matched is not None:
-                        return self._take(matched, status)
+                        try:
+                            return self._take(matched, status)
+                        except MPI.Exception as error:  # the sender died mid-send
+                            self._break(source, error)
+                            if while_waiting is None:
+                                raise  # nobody here can tell a lost peer: the error ends the job
+                            # else while_waiting() finds the source in ``broken`` (a lost peer)
                 backoff.after(while_waiting is not None and while_waiting())
 
     @staticmethod
