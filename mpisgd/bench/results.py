@@ -37,9 +37,17 @@ CLAIMS = {
 }
 
 
-def _load(out: Path, name: str):
-    path = out / f"{name}.json"
-    return json.loads(path.read_text()) if path.exists() else None
+# experiment -> the regime it runs in, next to the paper's (one sentence each)
+REGIMES = {}
+
+
+def _load(out: Path, name: str, doc: Path):
+    """The experiment's report from this run, else the one kept beside the page by an earlier run
+    (so that ``--only`` rewrites its own sections and keeps the others)."""
+    for path in (out / f"{name}.json", doc.parent / "results" / f"{name}.json"):
+        if path.exists():
+            return json.loads(path.read_text())
+    return None
 
 
 def _fmt(value, scale=1.0, digits=3, unit="", missing="not reached"):
@@ -232,15 +240,18 @@ def write_results(out: Path, doc: Path, log: dict) -> None:
              "and 4 ranks share.", ""]
     machine = None
     for name, title in TITLES.items():
-        report = _load(out, name)
+        report = _load(out, name, doc)
         if report is None:
             continue
-        entry = log.get(name, {})
+        entry = log.get(name) or report.get("suite_entry", {})
+        report["suite_entry"] = entry
         kept = doc.parent / "results" / f"{name}.json"  # the report itself, kept beside the page
         kept.parent.mkdir(parents=True, exist_ok=True)
         kept.write_text(json.dumps(report, indent=2) + "\n")
         lines += [f"## {title}", "", f"`{entry.get('command', '?')}` (status {entry.get('status', '?')}, "
                   f"{entry.get('seconds', 0):.0f} s; report: [results/{name}.json](results/{name}.json))", ""]
+        if name in REGIMES:
+            lines += [f"Regime: {REGIMES[name]}", ""]
         if name == "check":
             lines += _check_section(report)
         elif name == "privacy":
