@@ -30,7 +30,7 @@ demo: install
 	    --model mlp --dataset digits --epochs 10 --progress --metrics runs/demo.jsonl
 
 test: install
-	OMP_NUM_THREADS=1 $(PY) -m pytest -q tests
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q --durations=30 tests
 
 # The benchmarks against hand-written code (about 1 minute), then the paper-reproduction
 # suite on the emulated cluster (root; up to an hour), which rewrites docs/results.md.

@@ -139,7 +139,7 @@ def test_suite_refuses_unknown_experiments():
 
 @pytest.mark.parametrize("benchmark", ["overlap", "stragglers", "gossip"])
 @pytest.mark.parametrize("flags, message", [
-    (["--straggler", "1:100mbit,5ms"], "--straggler needs --network"),
+    (["--straggler", "1:100mbit,5ms"], "--straggler and --stragglers need --network"),
     (["--network", "1gbit"], "expected RATE,DELAY"),
     (["--network", "1gbit,1ms", "--straggler", "node1:100mbit,5ms"], "expected HOST:RATE,DELAY"),
 ])
@@ -161,15 +161,18 @@ def test_emulated_cluster_flags_refused_under_a_launcher():
 def test_stragglers_smoke(tmp_path):
     path = tmp_path / "stragglers.json"
     report = load_report(path, *run_bench("stragglers", "--quick", "--ranks", RANKS, "--slow-ranks", RANKS - 1,
+                                          "--peers", 1, "--fragments", "1,2", "--partition", "dirichlet:0.5",
                                           "--json", path))
     assert report["benchmark"] == "stragglers"
-    assert set(report["ratios"]) == {"tta_adpsgd_over_divshare", "tta_swift_over_divshare"}
+    sweep = ("divshare-J1-O1", "divshare-J1-O2")  # DivShare's (J, Omega) sweep: one variant per pair
+    assert set(report["ratios"]) == {f"tta_{o}_over_{d}" for o in ("adpsgd", "swift") for d in sweep}
     for key, value in report["ratios"].items():  # null only when a target was not reached
         assert value is None or positive(value), (key, value)
     config = report["config"]
     assert config["ranks"] == RANKS and config["slow_ranks"] == str(RANKS - 1) and config["repeats"] >= 2
     assert config["slow_factor"] == 4.0 and config["slow_link_mbps"] == 5.0 and positive(config["time_budget"])
-    assert set(report["results"]) == {"divshare", "adpsgd", "swift"}
+    assert config["partition"] == "dirichlet:0.5" and config["divshare"]["divshare-J1-O2"] == {"peers": 1, "fragments": 2}
+    assert set(report["results"]) == {*sweep, "adpsgd", "swift"}
     for name, entry in report["results"].items():
         for key in ("wall_s", "bytes_sent", "final_accuracy", "steps", "delivery", "staleness_s"):
             assert positive(entry[key]), (name, key, entry[key])
@@ -179,6 +182,8 @@ def test_stragglers_smoke(tmp_path):
         for run in entry["runs"]:
             assert len(run["delivery_per_rank"]) == RANKS and len(run["staleness_per_rank"]) == RANKS
         assert entry["epochs"] < config["epochs"]  # the time budget, not the epochs, ended the runs
+        spread = entry["step_s_ranks"]  # every rank's wall time per step
+        assert 0 < spread["min"] <= spread["median"] <= spread["max"], spread
 
 
 def test_failures_smoke(tmp_path):

@@ -48,8 +48,8 @@ medians (a run that missed the target counts as slowest) and every run.
 import dataclasses
 
 from ..errors import UsageError
+from . import emulated
 from .emulated import wanted as on_cluster
-from .stragglers import straggler_hosts
 from .timing import together
 from .training import (TrainRunner, add_target_and_repeats, add_training_arguments, compare, over,
                        train_config, training_settings, warm_up)
@@ -97,8 +97,9 @@ def resolve_settings(args) -> dict:
     settings = {
         **training_settings(args), "epochs": base["epochs"], "target_accuracy": pick("target_accuracy"),
         "repeats": pick("repeats"), "time_budget": pick("time_budget"), "period": args.period,
-        "moving_rate": args.moving_rate, "slow_ranks": args.slow_ranks or straggler_hosts(args.straggler),
-        "slow_factor": args.slow_factor if args.slow_factor is not None else (1.0 if args.straggler else 4.0),
+        "moving_rate": args.moving_rate,
+        "slow_ranks": args.slow_ranks or (emulated.straggler_ranks(args, args.ranks) if args.ranks else None),
+        "slow_factor": args.slow_factor if args.slow_factor is not None else (1.0 if slow_links(args) else 4.0),
         "silent_rank": args.silent_rank, "silent_at": pick("silent_at"), "deadline": pick("deadline"),
         "worker_timeout": pick("worker_timeout"),
     }
@@ -111,10 +112,15 @@ def resolve_settings(args) -> dict:
     if not 0 < settings["target_accuracy"] <= 1:
         raise UsageError(f"--target-accuracy must be in (0, 1], got {settings['target_accuracy']}")
     check_ranks(settings, args.ranks)
-    if on_cluster(args) and settings["slow_factor"] == 1 and not args.straggler:
+    if on_cluster(args) and settings["slow_factor"] == 1 and not slow_links(args):
         raise UsageError("--network without --straggler has no straggler: add --straggler HOST:RATE,DELAY "
-                         "(or --slow-factor)")
+                         "(or --stragglers, or --slow-factor)")
     return settings
+
+
+def slow_links(args) -> bool:
+    """Whether the emulated cluster gives some hosts a slower link (``--straggler``/``--stragglers``)."""
+    return bool(args.straggler or args.stragglers)
 
 
 def check_ranks(settings: dict, size: int) -> None:
@@ -224,7 +230,7 @@ def run(comm, args):
                                   "failures ratios (tta: above 1, async sooner; accuracy: points, above 0 dw better)")
     finally:
         sync.free()
-    emulated = bool(args.straggler)
+    on_slow_links = slow_links(args)
     config = {
         **settings,
         "ranks": size, "workers": p,
@@ -232,9 +238,9 @@ def run(comm, args):
                    "easgd-async, easgd-dw, easgd-dw-plain, easgd-async-silent":
                        f"rank 0 the server (one host more), ranks 1..{p} the workers"},
         "straggler_emulation": (f"emulated cluster: host(s) {settings['slow_ranks']} on the --straggler link"
-                                if emulated else f"compute: rank(s) {settings['slow_ranks']} take "
+                                if on_slow_links else f"compute: rank(s) {settings['slow_ranks']} take "
                                 f"{settings['slow_factor']:g}x longer per local step (no emulated network)")
-                               + ("" if not emulated or settings["slow_factor"] == 1
+                               + ("" if not on_slow_links or settings["slow_factor"] == 1
                                   else f", and {settings['slow_factor']:g}x longer local steps"),
         "silent_worker": f"rank {settings['silent_rank']} falls silent at its local step {settings['silent_at']} "
                          f"(lost after {settings['worker_timeout']:g} s); on the emulated cluster the straggler "

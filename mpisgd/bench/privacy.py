@@ -41,6 +41,7 @@ import warnings
 
 from ..errors import UsageError
 from .report import progress
+from .training import add_partition_argument, partition_of
 from .timing import together
 
 SUMMARY = "DP-SGD, NSGD, Auto-S and DP-PSAC at several epsilons (accuracy, epsilon spent, verdicts); Opacus speed"
@@ -78,6 +79,7 @@ def add_arguments(parser) -> None:
                         f"{DEFAULTS['compare_models']}; --quick {QUICK['compare_models']})")
     parser.add_argument("--metrics-dir", metavar="DIR", help="keep every run's metrics in DIR/eps<E>/<rule>-<seed>"
                         ".jsonl (and DIR/nonprivate-<seed>.jsonl), for python -m mpisgd report")
+    add_partition_argument(parser)
 
 
 def _numbers(text: str, flag: str) -> list:
@@ -107,7 +109,8 @@ def resolve_settings(args) -> dict:
                 "algorithm": "sync", "batch_size": args.batch_size, "lr": args.lr, "momentum": args.momentum,
                 "dp_clip": args.dp_clip, "dp_r": args.dp_r, "dp_delta": args.dp_delta,
                 "accountant": args.accountant, "seed": args.seed, "threads": args.threads,
-                "compare_models": models, "quick": args.quick, "metrics_dir": args.metrics_dir}
+                "compare_models": models, "quick": args.quick, "metrics_dir": args.metrics_dir,
+                "partition": partition_of(args)}
     if settings["seeds"] < 1 or settings["epochs"] < 1 or args.batch_size < 1 or args.hidden < 1:
         raise UsageError("--seeds, --epochs, --batch-size and --hidden must be at least 1")
     if args.lr <= 0 or args.dp_clip <= 0 or args.dp_r <= 0 or not 0 <= args.momentum < 1:
@@ -126,7 +129,8 @@ def config_of(settings: dict, seed: int, rule=None, epsilon=None, metrics=None):
     return TrainConfig(algorithm=settings["algorithm"], model=settings["model"], dataset=settings["dataset"],
                        hidden=settings["hidden"], batch_size=settings["batch_size"], lr=settings["lr"],
                        momentum=settings["momentum"], epochs=settings["epochs"], seed=seed,
-                       threads=settings["threads"], quiet=True, progress=False, metrics=metrics, **private)
+                       threads=settings["threads"], quiet=True, progress=False, metrics=metrics,
+                       partition=settings["partition"], **private)
 
 
 def _metrics(comm, settings: dict, name: str, folder=None):

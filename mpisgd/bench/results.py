@@ -11,6 +11,8 @@ believe explains a claim that was not reproduced) lives in
 import json
 from pathlib import Path
 
+from .results_divshare import step_spread, sweep_section
+
 # experiment -> [(claim, ratio, goal, "at least" | "above" | "at most")]
 CLAIMS = {
     "cocod-1g": [("CoCoD-SGD reaches the target accuracy at least 2x sooner than synchronous SGD at "
@@ -38,7 +40,17 @@ CLAIMS = {
 
 
 # experiment -> the regime it runs in, next to the paper's (one sentence each)
-REGIMES = {}
+SWEEP_REGIME = ("here: 16 emulated hosts on one 2-core machine, links 100 Mbit/s + 5 ms, the last 2 hosts "
+                "(0.12 of 16) at 20 Mbit/s + 5 ms, {data}, a small model, J in {{3, 6, 9, 12}} and Ω in "
+                "{{1, 2, 10}}, one time budget per run; the paper: 60 nodes, 7 of them at about 1/5 of the "
+                "bandwidth, CIFAR-10 and MovieLens, non-IID, J and Ω from its artifact (ALGORITHMS.md §8)")
+REGIMES = {
+    "divshare-sweep-digits-iid": SWEEP_REGIME.format(data="digits split IID"),
+    "divshare-sweep-digits-dirichlet": SWEEP_REGIME.format(data="digits split by Dirichlet(0.1) over the classes"),
+    "divshare-sweep-movielens-iid": SWEEP_REGIME.format(data="MovieLens ratings split IID"),
+    "divshare-sweep-movielens-dirichlet": SWEEP_REGIME.format(
+        data="MovieLens ratings split by Dirichlet(0.1) over the rating values"),
+}
 
 
 def _load(out: Path, name: str, doc: Path):
@@ -104,7 +116,8 @@ def _check_section(report) -> list:
 def _training_rows(results: dict, names) -> list:
     return [[name, _fmt(results[name].get("iter_s"), 1e3, 3, " ms", missing="n/a"),
              _fmt(results[name]["time_to_accuracy_s"], 1, 3, " s"), f"{results[name]['final_accuracy']:.3f}",
-             _fmt(results[name]["bytes_sent"], 1e-6, 3, " MB"), _fmt(results[name]["comm_wait_s"], 1, 3, " s")]
+             _fmt(results[name]["bytes_sent"], 1e-6, 3, " MB"), _fmt(results[name]["comm_wait_s"], 1, 3, " s"),
+             step_spread(results[name])]
             for name in names]
 
 
@@ -116,7 +129,8 @@ def _training_section(name: str, report: dict) -> list:
              f"{config.get('repeats')} interleaved runs per algorithm (medians).", ""]
     names = [n for n in results if isinstance(results[n], dict) and "final_accuracy" in results[n]]
     lines += _table(["algorithm", "time per iteration", "time to accuracy", "final accuracy", "bytes per rank",
-                     "blocked in communication"], _training_rows(results, names))
+                     "blocked in communication", "step time per rank (min / median / max)"],
+                    _training_rows(results, names))
     bound = results.get("cocod", {}).get("overlap_bound")
     if bound:
         lines += ["", f"Perfect overlap, estimated from Local SGD's run: compute {bound['compute_s_per_step'] * 1e3:.3g} "
@@ -228,6 +242,11 @@ TITLES = {
     "asyvrsc": "6. AsyVRSC: time to a relative gap of 1e-8 against the number of workers (one machine, no emulation)",
     "privacy": "7. Differential privacy: DP-SGD, NSGD, Auto-S and DP-PSAC at ε = 1, 3, 8, and Opacus (one machine, "
                "no emulation)",
+    "divshare-sweep-digits-iid": "8a. DivShare's J and Ω sweep, 16 hosts, 2 stragglers at 1/5 of the bandwidth: "
+                                 "digits, IID",
+    "divshare-sweep-digits-dirichlet": "8b. The same on digits, non-IID (Dirichlet 0.1)",
+    "divshare-sweep-movielens-iid": "8c. The same on MovieLens (matrix factorization, test RMSE), IID",
+    "divshare-sweep-movielens-dirichlet": "8d. The same on MovieLens, non-IID (Dirichlet 0.1 over the rating values)",
 }
 
 
@@ -256,6 +275,8 @@ def write_results(out: Path, doc: Path, log: dict) -> None:
             lines += _check_section(report)
         elif name == "privacy":
             lines += _privacy_section(report)
+        elif name.startswith("divshare-sweep"):
+            lines += [_emulation_line(report), "", *sweep_section(report, _table)]
         elif name == "asyvrsc":
             lines += _asyvrsc_section(report)
             lines += ["", *(_verdict(*claim, report) for claim in CLAIMS.get(name, []))]

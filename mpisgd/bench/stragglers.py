@@ -43,6 +43,7 @@ is the slow one, and the injected delays default to none (``--slow-factor
 import dataclasses
 
 from ..errors import UsageError
+from . import emulated
 from .training import (TrainRunner, add_target_and_repeats, add_training_arguments, compare, over,
                        train_config, training_settings, warm_up)
 
@@ -58,9 +59,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--epochs", type=int, help=f"epochs at most (default {DEFAULTS['epochs']}: the time "
                         "budget ends the runs)")
     add_target_and_repeats(parser, DEFAULTS, QUICK, "algorithm")
-    parser.add_argument("--fragments", type=int, default=2,
+    parser.add_argument("--fragments", default="2", metavar="OMEGA[,OMEGA...]",
                         help="DivShare's fragments per model, Omega (default 2: the artifact's chunk_fraction "
-                             "0.5, fragmentation on; 1 sends whole models)")
+                             "0.5, fragmentation on; 1 sends whole models); several values: one DivShare per value")
+    parser.add_argument("--peers", default="3", metavar="J[,J...]",
+                        help="DivShare's random peers per fragment, J (default 3); several values: one DivShare "
+                             "per (J, Omega), named divshare-J<J>-O<Omega>")
+    parser.add_argument("--target-rmse", type=float,
+                        help="ratings (--model mf): time to this test RMSE instead of a target accuracy")
     straggler = parser.add_argument_group("straggler (injected by mpisgd on this machine)")
     straggler.add_argument("--slow-ranks", help="straggler ranks, R[,R...] (default: the last rank)")
     straggler.add_argument("--slow-factor", type=float,
@@ -74,7 +80,7 @@ def add_arguments(parser) -> None:
 
 def resolve_settings(args) -> dict:
     base = QUICK if args.quick else DEFAULTS
-    on_cluster = bool(args.straggler)  # the emulated cluster's slow links are the stragglers
+    on_cluster = bool(args.straggler or args.stragglers)  # the emulated cluster's slow links are the stragglers
     injected = {"slow_factor": 1.0 if on_cluster else 4.0, "slow_link_mbps": 0.0 if on_cluster else 5.0}
 
     def injected_or(name):
@@ -90,19 +96,24 @@ def resolve_settings(args) -> dict:
         **training_settings(args), "epochs": pick("epochs"),
         "target_accuracy": pick("target_accuracy"), "repeats": pick("repeats"),
         "time_budget": pick("time_budget"),
-        "slow_ranks": args.slow_ranks or straggler_hosts(args.straggler),  # None: the last rank (run())
+        "slow_ranks": args.slow_ranks,  # None: the emulated stragglers, else the last rank (run())
         "slow_factor": injected_or("slow_factor"), "slow_link_mbps": injected_or("slow_link_mbps"),
-        "fragments": args.fragments,
+        "divshare": divshare_variants(args.peers, args.fragments),
     }
-    if min(settings["epochs"], settings["repeats"], settings["batch_size"], settings["fragments"]) < 1:
-        raise UsageError("--epochs, --repeats, --batch-size and --fragments must be at least 1")
+    settings["algorithms"] = [*settings["divshare"], *ALGORITHMS[1:]]
+    if args.target_rmse is not None:
+        if args.target_rmse <= 0:
+            raise UsageError(f"--target-rmse must be positive, got {args.target_rmse}")
+        settings["target_rmse"], settings["target_accuracy"] = args.target_rmse, args.target_accuracy
+    if min(settings["epochs"], settings["repeats"], settings["batch_size"]) < 1:
+        raise UsageError("--epochs, --repeats and --batch-size must be at least 1")
     if settings["lr"] <= 0 or settings["time_budget"] <= 0 or settings["slow_link_mbps"] < 0:
         raise UsageError("--lr and --time-budget must be positive and --slow-link-mbps must not be negative")
     if settings["slow_link_mbps"] == 0:
         settings["slow_link_mbps"] = None  # no emulated link (with --slow-factor 1: a run without straggler)
     if settings["slow_factor"] < 1:
         raise UsageError(f"--slow-factor must be at least 1, got {settings['slow_factor']}")
-    if not 0 < settings["target_accuracy"] <= 1:
+    if settings["target_accuracy"] is not None and not 0 < settings["target_accuracy"] <= 1:
         raise UsageError(f"--target-accuracy must be in (0, 1], got {settings['target_accuracy']}")
     from ..train.config import rank_list  # torch is imported inside the functions (a quick re-launch)
 
@@ -111,17 +122,31 @@ def resolve_settings(args) -> dict:
     return settings
 
 
-def straggler_hosts(stragglers):
-    """``3:100mbit,5ms`` ... -> ``"3"``: the emulated straggler hosts as --slow-ranks (None without)."""
-    hosts = [text.partition(":")[0].strip() for text in stragglers or ()]
-    return ",".join(hosts) or None
+def _values(text: str, flag: str) -> list:
+    try:
+        values = [int(part) for part in str(text).split(",") if part.strip()]
+    except ValueError:
+        raise UsageError(f"{flag} takes whole numbers, comma-separated, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise UsageError(f"{flag} needs numbers of at least 1, got {text!r}")
+    return values
 
 
-def algorithm_config(settings: dict, algorithm: str):
+def divshare_variants(peers: str, fragments: str) -> dict:
+    """DivShare's (J, Omega) pairs by variant name: ``divshare`` for one pair, ``divshare-J3-O2`` ... for a sweep."""
+    pairs = [(j, omega) for j in _values(peers, "--peers") for omega in _values(fragments, "--fragments")]
+    if len(pairs) == 1:
+        return {"divshare": {"peers": pairs[0][0], "fragments": pairs[0][1]}}
+    return {f"divshare-J{j}-O{omega}": {"peers": j, "fragments": omega} for j, omega in pairs}
+
+
+def algorithm_config(settings: dict, name: str):
+    """The run of variant ``name``: an algorithm, or a DivShare variant (its J and Omega)."""
+    algorithm = "divshare" if name in settings["divshare"] else name
     return train_config(
         settings, algorithm, epochs=settings["epochs"], time_budget=settings["time_budget"],
-        slow_ranks=settings["slow_ranks"], slow_factor=settings["slow_factor"],
-        algorithm_options={"fragments": settings["fragments"]} if algorithm == "divshare" else {},
+        slow_ranks=settings["slow_ranks"], slow_factor=settings["slow_factor"], target_rmse=settings.get("target_rmse"),
+        algorithm_options=settings["divshare"].get(algorithm, {}),
     )
 
 
@@ -139,18 +164,18 @@ def throttle_of(settings: dict, rank: int):
 
 
 def ratios_of(results: dict) -> dict:
-    """Time to accuracy of adpsgd (swift) over divshare's: above 1, divshare is faster."""
-    divshare = results["divshare"]["time_to_accuracy_s"]
-    return {f"tta_{other}_over_divshare": over(results[other]["time_to_accuracy_s"], divshare)
-            for other in ("adpsgd", "swift")}
+    """Time to accuracy of adpsgd (swift) over each DivShare variant's: above 1, that DivShare is faster."""
+    return {f"tta_{other}_over_{name}": over(results[other]["time_to_accuracy_s"], results[name]["time_to_accuracy_s"])
+            for name in results if name.startswith("divshare") for other in ("adpsgd", "swift")}
 
 
 def run(comm, args):
     """Run the benchmark; return (config, results, ratios)."""
     settings = resolve_settings(args)
     if settings["slow_ranks"] is None:
-        settings["slow_ranks"] = str(comm.Get_size() - 1)
-    algorithm_config(settings, ALGORITHMS[0]).validate()
+        settings["slow_ranks"] = emulated.straggler_ranks(args, comm.Get_size()) or str(comm.Get_size() - 1)
+    for name in settings["algorithms"]:
+        algorithm_config(settings, name).validate()
     warm_up(comm, dataclasses.replace(algorithm_config(settings, "sync"), epochs=1, time_budget=None, slow_ranks="",
                                       slow_factor=1.0))
     throttle = throttle_of(settings, comm.Get_rank())
@@ -163,7 +188,8 @@ def run(comm, args):
         "ranks": comm.Get_size(),
         "order": "interleaved, alternating (divshare adpsgd swift, swift adpsgd divshare, ...); medians over repeats",
         "time_to_accuracy_s": "the loop's wall time to the first evaluation of rank 0's model >= target",
-        "straggler_emulation": ("the emulated cluster's slow links (--straggler), plus " if args.straggler else "")
+        "straggler_emulation": ("the emulated cluster's slow links (--straggler/--stragglers), plus "
+                                if emulated.wanted(args) else "")
                                + "what mpisgd injects: sleeps (slow_factor) and a throttle in the stragglers' "
                                "messenger (slow_link_mbps)",
     }

@@ -46,6 +46,14 @@ from .results import write_results
 ONE_GBIT, SLOW = "1gbit,1ms", "100mbit,5ms"
 TRAIN = ["--hidden", "256"]  # an mlp of about 87,000 parameters on digits: communication matters
 
+SWEEP = ["-m", "mpisgd.bench", "stragglers", "--ranks", "16", "--network", SLOW, "--stragglers", "0.12:20mbit,5ms",
+         "--peers", "3,6,9,12", "--fragments", "1,2,10"]
+DATA = {"digits": ["--hidden", "32"],
+        "movielens": ["--dataset", "movielens", "--model", "mf", "--hidden", "8", "--batch-size", "256", "--lr", "0.3",
+                      "--target-rmse", "0.95"]}
+SWEEP_FULL = {"digits": ["--time-budget", "15", "--repeats", "1", "--target-accuracy", "0.85"],
+              "movielens": ["--time-budget", "15", "--repeats", "1"]}
+
 # name -> (command, what only the full run adds; --quick replaces it by the benchmark's --quick)
 EXPERIMENTS = {
     "check": (["-m", "mpisgd.bench.cluster", "check"], []),
@@ -70,6 +78,10 @@ EXPERIMENTS = {
     "scaling": (["-m", "mpisgd.bench", "scaling", "--network", ONE_GBIT], []),
     # one machine, no emulated links: accuracy and epsilon spent of the four clipping rules; Opacus on one rank
     "privacy": (["-m", "mpisgd.bench", "privacy", "--ranks", "4"], []),
+    # DivShare's J x Omega sweep (the artifact's values), 16 hosts, 0.12 of them (2) at 1/5 of the bandwidth,
+    # IID and Dirichlet 0.1, digits and MovieLens; AD-PSGD and Swift side by side (docs/results.md section 8)
+    **{f"divshare-sweep-{data}-{split}": ([*SWEEP, *DATA[data], "--partition", partition], SWEEP_FULL[data])
+       for data in DATA for split, partition in (("iid", "iid"), ("dirichlet", "dirichlet:0.1"))},
 }
 
 

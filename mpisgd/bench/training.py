@@ -41,7 +41,23 @@ def add_training_arguments(parser) -> None:
     parser.add_argument("--metrics-dir", metavar="DIR",
                         help="keep every run's metrics (JSONL, one file per run) in DIR, for "
                              "python -m mpisgd report")
+    add_partition_argument(parser)
     emulated.add_arguments(parser)
+
+
+def add_partition_argument(parser) -> None:
+    """``--partition iid|dirichlet:ALPHA``: how the training set is split over the ranks."""
+    parser.add_argument("--partition", default="iid", metavar="iid|dirichlet:ALPHA",
+                        help="the ranks' shards: iid (default) or non-IID, class proportions per rank drawn from "
+                             "Dirichlet(ALPHA), ALPHA > 0 (smaller: more skewed; 0.1 is strongly non-IID)")
+
+
+def partition_of(args) -> str:
+    """The checked ``--partition`` (UsageError, one line, on a bad value)."""
+    from ..train.partition import parse_partition
+
+    parse_partition(args.partition)
+    return args.partition
 
 
 def add_target_and_repeats(parser, defaults: dict, quick: dict, runs_of: str) -> None:
@@ -59,7 +75,7 @@ def training_settings(args) -> dict:
         raise UsageError("--batch-size and --hidden must be at least 1 and --lr must be positive")
     return {"model": args.model, "dataset": args.dataset, "hidden": args.hidden, "batch_size": args.batch_size,
             "lr": args.lr, "momentum": 0.9, "seed": args.seed, "threads": args.threads,
-            "metrics_dir": args.metrics_dir}
+            "metrics_dir": args.metrics_dir, "partition": partition_of(args)}
 
 
 def train_config(settings: dict, algorithm: str, **fields):
@@ -70,7 +86,7 @@ def train_config(settings: dict, algorithm: str, **fields):
                        hidden=settings["hidden"], batch_size=settings["batch_size"], lr=settings["lr"],
                        momentum=settings["momentum"], seed=settings["seed"],
                        target_accuracy=settings.get("target_accuracy"), quiet=True, progress=False,
-                       threads=settings["threads"], **fields)
+                       threads=settings["threads"], partition=settings.get("partition", "iid"), **fields)
 
 
 def options_taken(algorithm: str, **candidates) -> dict:
@@ -131,11 +147,14 @@ def figures_of(summary: dict) -> dict:
         "epochs": summary["epochs"],
         "wall_s": summary["wall_s"],
         "wall_per_iter_s": summary["wall_s"] / summary["steps"] if summary["steps"] else None,
+        # each rank's wall time per step (steps differ between ranks in the asynchronous algorithms)
+        "step_s_per_rank": [summary["wall_s"] / n if n else None for n in summary.get("steps_per_rank", [])],
         "bytes_sent": summary["bytes_sent"],
         "bytes_sent_per_rank": summary["bytes_sent_per_rank"],
         "comm_wait_s": summary["comm_wait_s"],
         "comm_progress_s": summary["comm_progress_s"],
         "final_accuracy": summary["final_accuracy"],
+        "final_rmse": summary.get("final_rmse"),  # ratings (--model mf)
         "time_to_accuracy_s": summary["time_to_accuracy_s"],
         "delivery": mean_of(summary.get("delivery_per_rank")),
         "staleness_s": mean_of(summary.get("staleness_per_rank")),
@@ -248,10 +267,24 @@ def summarize_variant(runs: list, job_seconds: list) -> dict:
         if not figure.endswith("_per_rank"):  # per-rank lists stay in the runs
             entry[figure] = median_or_none([run[figure] for run in runs])
     entry["reached_target"] = sum(run["time_to_accuracy_s"] is not None for run in runs)
+    entry["step_s_ranks"] = step_spread(runs)
     if "train_s" in entry:  # timeline runs: time blocked over time in training steps
         entry["blocked_fraction"] = entry["comm_wait_s"] / entry["train_s"] if entry["train_s"] else None
     entry["runs"] = runs
     return entry
+
+
+def step_spread(runs: list):
+    """The ranks' wall time per step: the fastest, median and slowest rank of each run, medians over runs
+    (None without per-rank steps). On an oversubscribed machine this is what the ranks really got."""
+    spreads = []
+    for run in runs:
+        times = sorted(t for t in run.get("step_s_per_rank") or [] if t is not None)
+        if times:
+            spreads.append({"min": times[0], "median": statistics.median(times), "max": times[-1]})
+    if not spreads:
+        return None
+    return {key: statistics.median(spread[key] for spread in spreads) for key in ("min", "median", "max")}
 
 
 def run_interleaved(comm, runners: dict, repeats: int) -> dict:

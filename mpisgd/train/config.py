@@ -186,8 +186,12 @@ class TrainConfig:
     log_every: int = setting(0, "record a step event every N steps (0: off)", check=non_negative, group=OUTPUT)
     target_accuracy: Optional[float] = setting(None, "record the time to reach this accuracy", check=up_to_one,
                                                group=OUTPUT)
-    stop_at_target: bool = setting(False, "stop once --target-accuracy is reached", group=OUTPUT,
-                                   needs=(lambda c: c.target_accuracy is not None, "--target-accuracy"))
+    target_rmse: Optional[float] = setting(None, "record the time to reach this test RMSE or lower (ratings: "
+                                           "--model mf)", check=lambda v: None if v > 0 else "must be positive",
+                                           group=OUTPUT, needs=(lambda c: c.model == "mf", "--model mf"))
+    stop_at_target: bool = setting(False, "stop once --target-accuracy (or --target-rmse) is reached", group=OUTPUT,
+                                   needs=(lambda c: c.target_accuracy is not None or c.target_rmse is not None,
+                                          "--target-accuracy or --target-rmse"))
     quiet: bool = setting(False, "print nothing but errors", group=OUTPUT)
     progress: Optional[bool] = setting(None, "progress bar on rank 0 (default: when stderr is a terminal)",
                                        group=OUTPUT)

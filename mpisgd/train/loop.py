@@ -33,7 +33,7 @@ from .serving import CenterEvaluation, final_epoch
 from .prepare import distributed_optimizer, prepare
 from .private_step import PrivateStep
 from .step import LocalStep, ShardSampler, steps_per_epoch
-from .summary import summarize
+from .summary import reached, summarize
 
 log = logging.getLogger(__name__)
 
@@ -184,8 +184,7 @@ class Trainer:
             self.nodes.midrun(self.last)
         if self.privacy is not None and self.harness.rank == 0:  # the ε of rank 0's steps so far
             self.last["epsilon_spent"] = self.privacy.ledger.epsilon(self.last["step"])
-        target = self.config.target_accuracy
-        if self.reached_at is None and target is not None and self.last["accuracy"] >= target:
+        if self.reached_at is None and reached(self.config, self.last):
             self.reached_at = self.last["wall_s"]
         self.records.epoch(self.dist, self.last)
         if activity.ON:

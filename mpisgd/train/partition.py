@@ -19,7 +19,7 @@ def parse_partition(spec: str):
             alpha = float(value)
         except ValueError:
             alpha = -1.0
-        if alpha > 0:
+        if 0 < alpha < float("inf"):
             return "dirichlet", alpha
     raise UsageError(f"--partition must be 'iid' or 'dirichlet:ALPHA' with ALPHA > 0, got {spec!r}")
 

@@ -1,6 +1,16 @@
 """The end-of-run summary record and the lines printed for people."""
 
 
+def reached(config, record: dict) -> bool:
+    """Whether an evaluation ``record`` reaches the run's target: ``--target-accuracy`` (accuracy at least)
+    and ``--target-rmse`` (ratings: test RMSE at most), each when given, both when both are."""
+    if config.target_accuracy is None and config.target_rmse is None:
+        return False
+    accuracy_ok = config.target_accuracy is None or record["accuracy"] >= config.target_accuracy
+    rmse_ok = config.target_rmse is None or record.get("rmse", float("inf")) <= config.target_rmse
+    return accuracy_ok and rmse_ok
+
+
 def summarize(config, world_size, last, wall, reached_at, stats) -> dict:
     """The ``event: "summary"`` fields; per-rank statistics come from an all-gather."""
     sent = [s["bytes_sent"] for s in stats]
@@ -24,6 +34,9 @@ def summarize(config, world_size, last, wall, reached_at, stats) -> dict:
         "target_accuracy": config.target_accuracy,
         "time_to_accuracy_s": reached_at,
     }
+    if config.target_rmse is not None:
+        summary["target_rmse"] = config.target_rmse
+    summary["steps_per_rank"] = [s["steps"] for s in stats]
     for key in ("staleness", "step_lag", "delivery", "messages_dropped", "syncs", "gossips", "averages"):
         if key in stats[0]:  # algorithm-specific statistics, one value per rank
             summary[f"{key}_per_rank"] = [s.get(key) for s in stats]
@@ -68,8 +81,10 @@ def format_summary(summary: dict) -> str:
         lines.append(f"  privacy ({summary['dp']})    epsilon {summary['epsilon_spent']:.4f} at delta "
                      f"{summary['delta']:g} ({summary['accountant']}, {summary['dp_guarantee']}), noise multiplier "
                      f"{summary['noise_multiplier']:.4f}, sample rate {summary['sample_rate']:.4g}")
-    if summary["target_accuracy"] is not None:
-        reached = summary["time_to_accuracy_s"]
-        when = f"{reached:.2f} s" if reached is not None else "not reached"
-        lines.append(f"  time to {summary['target_accuracy']:.3f}       {when}")
+    if summary["target_accuracy"] is not None or "target_rmse" in summary:
+        at = summary["time_to_accuracy_s"]
+        when = f"{at:.2f} s" if at is not None else "not reached"
+        target = (f"{summary['target_accuracy']:.3f}" if summary["target_accuracy"] is not None else "") + \
+            (f" rmse {summary['target_rmse']:.3f}" if "target_rmse" in summary else "")
+        lines.append(f"  time to {target.strip():<13} {when}")
     return "\n".join(lines)
