@@ -256,7 +256,7 @@ def write_results(out: Path, doc: Path, log: dict) -> None:
              f"`{out}` (copied to `results/NAME.json`); do not edit by hand (interpretation: "
              "[results-notes.md](results-notes.md), appended below). Ratios come from runs side by side in "
              "one job; absolute times depend on this 2-core machine, which the emulator, the network stack "
-             "and 4 ranks share.", ""]
+             "and the ranks (4 to 16) share; each section gives the ranks' measured step times.", ""]
     machine = None
     for name, title in TITLES.items():
         report = _load(out, name, doc)
