@@ -70,6 +70,12 @@ EXPERIMENTS = {
     "scaling": (["-m", "mpisgd.bench", "scaling", "--network", ONE_GBIT], []),
     # one machine, no emulated links: accuracy and epsilon spent of the four clipping rules; Opacus on one rank
     "privacy": (["-m", "mpisgd.bench", "privacy", "--ranks", "4"], []),
+    # LSGD against EASGD (sync the reference) on the cnn at the paper's defaults (leaders.py), 4 and 8 hosts
+    "leaders-4": (["-m", "mpisgd.bench", "leaders", "--ranks", "4", "--network", ONE_GBIT], []),
+    "leaders-8": (["-m", "mpisgd.bench", "leaders", "--ranks", "8", "--network", ONE_GBIT], []),
+    # CoCoD-SGD against Local SGD and sync on the cnn (13,706 parameters; ~5 ms of compute per step alone)
+    "cocod-cnn-1g": (["-m", "mpisgd.bench", "overlap", "--model", "cnn", "--network", ONE_GBIT], ["--epochs", "20"]),
+    "cocod-cnn-100m": (["-m", "mpisgd.bench", "overlap", "--model", "cnn", "--network", SLOW], ["--epochs", "20"]),
 }
 
 
