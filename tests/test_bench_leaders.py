@@ -54,6 +54,7 @@ def test_leaders_smoke(tmp_path):
     (suite / "leaders-4.json").write_text(path.read_text())
     write_results(suite, doc, {"leaders-4": {"command": "python -m mpisgd.bench leaders", "status": 0, "seconds": 1}})
     page = doc.read_text()
-    assert "| lsgd |" in page and "| easgd |" in page and "`tta_easgd_over_lsgd`" in page
+    assert "| lsgd | period 1, global_period 4" in page and "| easgd |" in page and "`tta_easgd_over_lsgd`" in page
+    assert "epochs to accuracy" in page
     assert page.count("- Goal:") == 1 and "Regime:" in page
     assert json.loads((tmp_path / "docs" / "results" / "leaders-4.json").read_text())["benchmark"] == "leaders"

@@ -11,6 +11,8 @@ believe explains a claim that was not reproduced) lives in
 import json
 from pathlib import Path
 
+from .results_sections import leaders_section
+
 # experiment -> [(claim, ratio, goal, "at least" | "above" | "at most")]
 CLAIMS = {
     "cocod-1g": [("CoCoD-SGD reaches the target accuracy at least 2x sooner than synchronous SGD at "
@@ -293,6 +295,8 @@ def write_results(out: Path, doc: Path, log: dict) -> None:
             if name == "scaling":
                 _scaling_plot(report, doc)
                 lines += _scaling_section(report)
+            elif name.startswith("leaders"):
+                lines += leaders_section(report)
             else:
                 lines += _training_section(name, report)
             lines += ["", *(_verdict(*claim, report) for claim in CLAIMS.get(name, []))]
