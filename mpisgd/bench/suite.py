@@ -21,7 +21,12 @@ other:
    twin, 1 to 4 workers (one machine, no emulated links);
 7. ``privacy``: DP-SGD, NSGD, Auto-S and DP-PSAC at epsilon 1, 3 and 8
    over seeds, and mpisgd's DP step against Opacus's (one machine, no
-   emulated links).
+   emulated links);
+8. ``leaders-4``, ``leaders-8``: ``leaders`` (LSGD against EASGD, sync the
+   reference, on the cnn at the LSGD paper's defaults) with 4 and 8 hosts
+   at 1 Gbit/s + 1 ms;
+9. ``cocod-cnn-1g``, ``cocod-cnn-100m``: ``overlap`` on the cnn at 1 Gbit/s
+   + 1 ms and at 100 Mbit/s + 5 ms.
 
 Each writes its JSON report and its runs' metrics under ``--out`` (default
 ``runs/suite``); ``python -m mpisgd report`` draws the plots of each
