@@ -9,6 +9,7 @@ and the suite's page renders it with its claim.
 import json
 import math
 
+import pytest
 from test_bench import RANKS, load_report, run_bench
 
 
@@ -58,3 +59,15 @@ def test_leaders_smoke(tmp_path):
     assert "epochs to accuracy" in page
     assert page.count("- Goal:") == 1 and "Regime:" in page
     assert json.loads((tmp_path / "docs" / "results" / "leaders-4.json").read_text())["benchmark"] == "leaders"
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--pull", "0.7"], "--pull must be in (0, 0.5]"),
+    (["--moving-rate", "0"], "--moving-rate in (0, 1]"),
+    (["--global-period", "0"], "--global-period must be at least 1"),
+    (["--group-size", "-1"], "--group-size must be 0"),
+])
+def test_bad_values_are_one_line_and_status_2(flags, message):
+    code, stdout, stderr = run_bench("leaders", "--quick", *flags, timeout=60)
+    assert code == 2 and stdout == "", (code, stdout)
+    assert stderr.count("\n") == 1 and message in stderr, stderr
