@@ -16,6 +16,7 @@ for mpisgd)::
     python -m mpisgd.bench failures --network 1gbit,1ms --straggler 3:100mbit,5ms --json runs/bench-failures.json
     python -m mpisgd.bench privacy --json runs/bench-privacy.json
     python -m mpisgd.bench trace --json runs/bench-trace.json
+    python -m mpisgd.bench leaders --json runs/bench-leaders.json
 
 ``allreduce``  :class:`mpisgd.collective.BucketedAllReduce` against one raw
                ``MPI.Allreduce`` of the same bytes (:mod:`.allreduce`).
@@ -36,6 +37,8 @@ for mpisgd)::
 ``privacy``    DP-SGD, NSGD, Auto-S and DP-PSAC at several epsilons: accuracy, epsilon spent, the
                paper's claim per epsilon; mpisgd's DP step against Opacus's on one rank (:mod:`.privacy`).
 ``trace``      SyncSGD steps/s with ``--trace`` off and on, and the hooks' cost when off (:mod:`.trace`).
+``leaders``    lsgd against easgd, sync as the reference, on the CNN at the LSGD paper's defaults: time to
+               accuracy, final accuracy (:mod:`.leaders`).
 
 The training benchmarks share one run loop (:mod:`.training`).
 
@@ -45,4 +48,4 @@ Typed in a plain shell, the command re-launches itself under ``mpiexec``
 
 # The one list of benchmarks: each name is the module that implements it (``python -m mpisgd.bench NAME``).
 BENCHMARK_NAMES = ("allreduce", "sync", "overlap", "stragglers", "gossip", "scaling", "asyvrsc", "failures", "privacy",
-                   "trace")
+                   "trace", "leaders")

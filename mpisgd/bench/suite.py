@@ -21,7 +21,16 @@ other:
    twin, 1 to 4 workers (one machine, no emulated links);
 7. ``privacy``: DP-SGD, NSGD, Auto-S and DP-PSAC at epsilon 1, 3 and 8
    over seeds, and mpisgd's DP step against Opacus's (one machine, no
-   emulated links).
+   emulated links);
+8. ``leaders-4``, ``leaders-8``: ``leaders`` (LSGD against EASGD, sync the
+   reference, on the cnn at the LSGD paper's defaults) with 4 and 8 hosts
+   at 1 Gbit/s + 1 ms;
+9. ``cocod-cnn-1g``, ``cocod-cnn-100m``: ``overlap`` on the cnn at 1 Gbit/s
+   + 1 ms and at 100 Mbit/s + 5 ms;
+10. ``divshare-sweep-{digits,movielens}-{iid,dirichlet}``: ``stragglers``
+    with 16 hosts, 2 of them (0.12) at 20 Mbit/s + 5 ms and the others at
+    100 Mbit/s + 5 ms, DivShare's J in {3, 6, 9, 12} and Omega in {1, 2, 10}
+    beside AD-PSGD and Swift, IID and Dirichlet(0.1) shards.
 
 Each writes its JSON report and its runs' metrics under ``--out`` (default
 ``runs/suite``); ``python -m mpisgd report`` draws the plots of each
@@ -34,6 +43,7 @@ Without root it stops with status 2 and the reason.
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -78,8 +88,14 @@ EXPERIMENTS = {
     "scaling": (["-m", "mpisgd.bench", "scaling", "--network", ONE_GBIT], []),
     # one machine, no emulated links: accuracy and epsilon spent of the four clipping rules; Opacus on one rank
     "privacy": (["-m", "mpisgd.bench", "privacy", "--ranks", "4"], []),
+    # LSGD against EASGD (sync the reference) on the cnn at the paper's defaults (leaders.py), 4 and 8 hosts
+    "leaders-4": (["-m", "mpisgd.bench", "leaders", "--ranks", "4", "--network", ONE_GBIT], []),
+    "leaders-8": (["-m", "mpisgd.bench", "leaders", "--ranks", "8", "--network", ONE_GBIT], []),
+    # CoCoD-SGD against Local SGD and sync on the cnn (13,706 parameters; ~5 ms of compute per step alone)
+    "cocod-cnn-1g": (["-m", "mpisgd.bench", "overlap", "--model", "cnn", "--network", ONE_GBIT], ["--epochs", "20"]),
+    "cocod-cnn-100m": (["-m", "mpisgd.bench", "overlap", "--model", "cnn", "--network", SLOW], ["--epochs", "20"]),
     # DivShare's J x Omega sweep (the artifact's values), 16 hosts, 0.12 of them (2) at 1/5 of the bandwidth,
-    # IID and Dirichlet 0.1, digits and MovieLens; AD-PSGD and Swift side by side (docs/results.md section 8)
+    # IID and Dirichlet 0.1, digits and MovieLens; AD-PSGD and Swift side by side (docs/results.md section 10)
     **{f"divshare-sweep-{data}-{split}": ([*SWEEP, *DATA[data], "--partition", partition], SWEEP_FULL[data])
        for data in DATA for split, partition in (("iid", "iid"), ("dirichlet", "dirichlet:0.1"))},
 }
@@ -107,6 +123,7 @@ def command_of(name: str, out: Path, quick: bool) -> list:
 
 def run_experiment(name: str, out: Path, quick: bool, timeout: float) -> dict:
     command = command_of(name, out, quick)
+    shutil.rmtree(out / name, ignore_errors=True)  # an earlier run's metrics (the runs append to their files)
     sys.stderr.write(f"[mpisgd.bench.suite] {name}: {' '.join(command[1:])}\n")
     start = time.monotonic()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
