@@ -145,6 +145,24 @@ static void deliver(const event_t *e, int fd) {
     packets++;
 }
 
+static void deliver_due(struct pollfd *fds) {
+    double t = now();
+    while (heap_len && heap[0].due <= t) {
+        event_t e = pop();
+        if (e.stage == 0) { /* reached the target's downlink: queue behind what is on it */
+            double start = down_free[e.target] > e.due ? down_free[e.target] : e.due;
+            down_free[e.target] = start + e.len * 8 * seconds_per_bit[e.target];
+            e.due = down_free[e.target];
+            e.stage = 1;
+            push(e);
+            continue;
+        }
+        deliver(&e, fds[e.target].fd);
+        release(e.buf);
+        t = now();
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc < 4 || argc - 3 > MAX_HOSTS) {
         fprintf(stderr, "usage: linkemu OUT SLOT RATE_BPS,DELAY_S,FD ... (at most %d hosts)\n", MAX_HOSTS);
@@ -172,6 +190,7 @@ int main(int argc, char **argv) {
     prctl(PR_SET_PDEATHSIG, SIGTERM); /* the Python emulator that started us was killed: stop too */
     if (getppid() == 1) stopping = 1;
     unsigned char *packet = NULL;
+    int first = 0;
     while (!stopping) {
         double t = now(), wait = heap_len ? heap[0].due - t : 0.05;
         if (wait > 0.05) wait = 0.05;
@@ -179,8 +198,8 @@ int main(int argc, char **argv) {
         struct timespec timeout = {(time_t)wait, (long)((wait - (time_t)wait) * 1e9)};
         int ready = ppoll(fds, hosts, &timeout, NULL);
         if (ready < 0 && errno != EINTR) { perror("linkemu: ppoll"); return 1; }
-        t = now();
-        for (int source = 0; ready > 0 && source < hosts; source++) {
+        for (int k = 0; ready > 0 && k < hosts; k++) {
+            int source = (first + k) % hosts; /* a different host first each round: none is favoured */
             if (!(fds[source].revents & POLLIN)) continue;
             for (int n = 0; n < READ_BURST; n++) {
                 if (!packet) packet = buffer();
@@ -196,6 +215,7 @@ int main(int argc, char **argv) {
                     dropped++; /* not IPv4 to another emulated host (e.g. IPv6 chatter) */
                     continue;
                 }
+                t = now(); /* sent now: its uplink serialization starts when the uplink is free */
                 double start = up_free[source] > t ? up_free[source] : t;
                 up_free[source] = start + len * 8 * seconds_per_bit[source];
                 sent[source] += len;
@@ -203,22 +223,10 @@ int main(int argc, char **argv) {
                 push((event_t){up_free[source] + way, 0, 0, target, (int)len, packet});
                 packet = NULL;
             }
+            deliver_due(fds); /* between hosts' bursts too: with many hosts a round of reads is long */
         }
-        t = now();
-        while (heap_len && heap[0].due <= t) {
-            event_t e = pop();
-            if (e.stage == 0) { /* reached the target's downlink: queue behind what is on it */
-                double start = down_free[e.target] > e.due ? down_free[e.target] : e.due;
-                down_free[e.target] = start + e.len * 8 * seconds_per_bit[e.target];
-                e.due = down_free[e.target];
-                e.stage = 1;
-                push(e);
-                continue;
-            }
-            deliver(&e, fds[e.target].fd);
-            release(e.buf);
-            t = now();
-        }
+        first = (first + 1) % hosts;
+        deliver_due(fds);
     }
     write_report(out);
     return 0;
