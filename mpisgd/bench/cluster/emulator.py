@@ -31,6 +31,7 @@ import ctypes
 import errno
 import fcntl
 import heapq
+import itertools
 import json
 import os
 import select
@@ -116,36 +117,23 @@ def report_of(spec: ClusterSpec, counts: dict) -> dict:
 
 
 def serve(spec: ClusterSpec, fds: list, slot: int, stop) -> Links:
-    """Forward packets between the hosts' TUNs until ``stop()``; return the bookkeeping."""
+    """Forward packets between the hosts' TUNs until ``stop()``; return the bookkeeping.
+
+    The same loop as ``linkemu.c``: at most READ_BURST packets from one host, then the deliveries
+    that are due, then the next host (a different one first each round)."""
     links = Links(spec)
     cpu_start = time.thread_time()
     host_of_fd = {fd: host for host, fd in enumerate(fds)}
     prefix = bytes([10, 201, slot])
-    events, sequence = [], 0  # heap of (time, sequence, stage, target, packet)
+    events, sequence = [], itertools.count()  # heap of (time, sequence, stage, target, packet)
     clock = time.monotonic
-    while not stop():
-        timeout = max(0.0, events[0][0] - clock()) if events else 0.05
-        readable, _, _ = select.select(fds, [], [], min(timeout, 0.05))
-        now = clock()
-        for fd in readable:
-            source = host_of_fd[fd]
-            for _ in range(READ_BURST):  # then deliver what is due before reading more
-                try:
-                    packet = os.read(fd, TUN_MTU + 100)
-                except BlockingIOError:
-                    break
-                target = packet[19] - 1 if len(packet) >= 20 and packet[0] >> 4 == 4 else -1
-                if packet[16:19] != prefix or not 0 <= target < spec.hosts or target == source:
-                    links.dropped += 1  # not IPv4 to another emulated host (e.g. IPv6 chatter)
-                    continue
-                sequence += 1
-                heapq.heappush(events, (links.uplink(now, source, target, len(packet)), sequence, 0, target, packet))
+
+    def deliver_due():
         now = clock()
         while events and events[0][0] <= now:
             due, _, stage, target, packet = heapq.heappop(events)
-            if stage == 0:
-                sequence += 1
-                heapq.heappush(events, (links.downlink(due, target, len(packet)), sequence, 1, target, packet))
+            if stage == 0:  # reached the target's downlink: queue behind what is on it
+                heapq.heappush(events, (links.downlink(due, target, len(packet)), next(sequence), 1, target, packet))
                 continue
             try:
                 os.write(fds[target], packet)
@@ -157,6 +145,28 @@ def serve(spec: ClusterSpec, fds: list, slot: int, stop) -> Links:
             links.received[target] += len(packet)
             links.lateness.append(clock() - due)
             now = clock()
+
+    first = 0
+    while not stop():
+        timeout = max(0.0, events[0][0] - clock()) if events else 0.05
+        readable, _, _ = select.select(fds, [], [], min(timeout, 0.05))
+        readable.sort(key=lambda fd: (host_of_fd[fd] - first) % len(fds))
+        first = (first + 1) % len(fds)
+        for fd in readable:
+            source = host_of_fd[fd]
+            for _ in range(READ_BURST):
+                try:
+                    packet = os.read(fd, TUN_MTU + 100)
+                except BlockingIOError:
+                    break
+                target = packet[19] - 1 if len(packet) >= 20 and packet[0] >> 4 == 4 else -1
+                if packet[16:19] != prefix or not 0 <= target < spec.hosts or target == source:
+                    links.dropped += 1  # not IPv4 to another emulated host (e.g. IPv6 chatter)
+                    continue
+                uplink = links.uplink(clock(), source, target, len(packet))
+                heapq.heappush(events, (uplink, next(sequence), 0, target, packet))
+            deliver_due()  # between hosts' bursts too: with many hosts a round of reads is long
+        deliver_due()
     links.cpu_s = time.thread_time() - cpu_start
     return links
 
