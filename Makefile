@@ -1,7 +1,9 @@
 # Two commands do everything on a fresh machine: `make demo` and `make test`.
 # `make install` (used by both) builds .venv with a CPU build of torch (TORCH,
 # installed first so that nothing pulls a CUDA build), then the package in
-# editable mode with the extras of setup.py: all, test and mpich (an MPI runtime).
+# editable mode with the extras of setup.py: all, test and mpich (an MPI runtime), then the emulated
+# cluster's compiled packet loop (mpisgd/bench/cluster/linkemu.c; without a C compiler the emulator
+# falls back to its pure-Python loop).
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -11,10 +13,15 @@ MPIEXEC := $(VENV)/bin/mpiexec
 TORCH  ?= torch==2.13.0
 NP     ?= 4
 STAMP  := $(VENV)/.installed
+LINKEMU := $(VENV)/.linkemu
 
 .PHONY: install demo test bench gpu-check clean
 
-install: $(STAMP)
+install: $(STAMP) $(LINKEMU)
+
+$(LINKEMU): $(STAMP) mpisgd/bench/cluster/linkemu.c
+	$(PY) -m mpisgd.bench.cluster.helper
+	touch $(LINKEMU)
 
 $(STAMP): setup.py Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -47,4 +54,4 @@ gpu-check:
 	OMP_NUM_THREADS=1 $(MPIEXEC) -n 2 $(PY) -m mpi4py -m mpisgd.gpucheck --json runs/gpu-check.json $(GPU_CHECK_ARGS)
 
 clean:
-	rm -rf $(VENV) runs build *.egg-info
+	rm -rf $(VENV) runs build *.egg-info mpisgd/bench/cluster/linkemu-*

@@ -42,7 +42,8 @@ def test_rates_and_delays():
     assert spec.link(0) == Link(1e9, 1e-3) and spec.link(3) == Link(1e8, 5e-3)
     assert ClusterSpec.from_json(spec.to_json()) == spec
     for hosts, network, stragglers in ((4, "1gbit", ()), (4, "1gbit,1ms", ["4:1mbit,1ms"]),
-                                       (4, "1gbit,1ms", ["x:1mbit,1ms"]), (0, "1gbit,1ms", ())):
+                                       (4, "1gbit,1ms", ["x:1mbit,1ms"]), (0, "1gbit,1ms", ()),
+                                       (251, "1gbit,1ms", ())):
         with pytest.raises(UsageError):
             ClusterSpec.parse(hosts, network, stragglers)
 

@@ -8,6 +8,7 @@ straggler hosts with their own link) and launches MPI jobs across them.
 
 - :mod:`.spec`      ``RATE,DELAY`` and ``HOST:RATE,DELAY`` and the link model;
 - :mod:`.emulator`  the TUN forwarding process and its faithfulness report;
+- :mod:`.helper`    its packet loop in C (``linkemu.c``): find it or build it;
 - :mod:`.cluster`   namespaces up and down, the hydra launcher, ``mpiexec`` lines;
 - :mod:`.check`     an Allreduce against its bandwidth bound, interface counters;
 - ``python -m mpisgd.bench.cluster run|check|down`` (:mod:`.__main__`).

@@ -5,7 +5,10 @@ For each link (default ``1gbit,1ms`` and ``100mbit,5ms``) a cluster of
 is compared with the bandwidth bound ``2 (p-1)/p * n * 8 / rate`` (what a
 bandwidth-optimal all-reduce must put through every host's uplink), and the
 ``tun0`` byte counters must show at least that many bytes per host and
-repetition crossing the emulated links. Goal: 1.0x to 1.5x the bound.
+repetition crossing the emulated links, in total over the hosts (any
+all-reduce moves at least ``2 (p-1) n`` bytes; with a host count that is
+not a power of two MPICH's algorithm sends less than that from some hosts
+and more from others). Goal: 1.0x to 1.5x the bound.
 """
 
 import json
@@ -45,7 +48,7 @@ def check_link(mpiexec: list, spec: ClusterSpec, nbytes: int, repeats: int, time
         "result_correct": probe["correct"],
         "tun_bytes_sent_per_host": sent,
         "expected_bytes_per_host": per_host * (repeats + 1),
-        "bytes_crossed_links": all(s >= per_host * (repeats + 1) for s in sent),
+        "bytes_crossed_links": sum(sent) >= hosts * per_host * (repeats + 1),
         "emulator": cluster.report,
     }
 

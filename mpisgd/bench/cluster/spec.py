@@ -12,6 +12,10 @@ to host j is serialized on i's uplink, travels ``max(delay_i, delay_j)``
 (one way), then is serialized on j's downlink. So two ordinary hosts see
 the ``--network`` delay between them, and every path that touches a
 straggler sees the straggler's.
+
+The whole model is computed by the link emulator in user space (its C loop,
+``linkemu.c``, or the pure-Python fallback; :mod:`.emulator`); the kernel
+does none of it (no ``tc`` qdisc is installed on ``tun0``).
 """
 
 import json
@@ -20,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 
 from ...errors import UsageError
 
+MAX_HOSTS = 250  # as linkemu.c; data addresses 10.201.SLOT.1 to .250
 TUN_NAME, TUN_MTU = "tun0", 65000  # each host's emulated data link; a large MTU keeps packet rates low
 
 
@@ -81,8 +86,9 @@ class ClusterSpec:
 
     @classmethod
     def parse(cls, hosts: int, network: str, stragglers=()) -> "ClusterSpec":
-        if hosts < 1:
-            raise UsageError(f"an emulated cluster needs at least 1 host, got {hosts}")
+        if not 1 <= hosts <= MAX_HOSTS:
+            raise UsageError(f"an emulated cluster has 1 to {MAX_HOSTS} hosts (one address each in "
+                             f"10.201.SLOT.0/24), got {hosts}")
         overrides = {}
         for text in stragglers or ():
             host, sep, link = text.partition(":")
