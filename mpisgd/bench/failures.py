@@ -51,7 +51,7 @@ from ..errors import UsageError
 from . import emulated
 from .emulated import wanted as on_cluster
 from .timing import together
-from .training import (TrainRunner, add_target_and_repeats, add_training_arguments, compare, over,
+from .training import (picker, TrainRunner, add_target_and_repeats, add_training_arguments, compare, over,
                        train_config, training_settings, warm_up)
 
 SUMMARY = ("async vs sync EASGD with a straggler (time to accuracy); dynamic weighting vs plain with a "
@@ -88,11 +88,8 @@ def add_arguments(parser) -> None:
 
 
 def resolve_settings(args) -> dict:
+    pick = picker(args, DEFAULTS, QUICK)
     base = QUICK if args.quick else DEFAULTS
-
-    def pick(name):
-        value = getattr(args, name)
-        return base[name] if value is None else value
 
     settings = {
         **training_settings(args), "epochs": base["epochs"], "target_accuracy": pick("target_accuracy"),

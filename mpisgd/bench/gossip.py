@@ -22,7 +22,7 @@ bytes than sync) and ``accuracy_<variant>_minus_sync``.
 import dataclasses
 
 from ..errors import UsageError
-from .training import (TrainRunner, add_target_and_repeats, add_training_arguments, compare, over,
+from .training import (picker, TrainRunner, add_target_and_repeats, add_training_arguments, compare, over,
                        train_config, training_settings, warm_up)
 
 SUMMARY = "elastic-gossip, gossip and sync at the same epochs: final accuracy against bytes sent"
@@ -43,11 +43,7 @@ def add_arguments(parser) -> None:
 
 
 def resolve_settings(args) -> dict:
-    base = QUICK if args.quick else DEFAULTS
-
-    def pick(name):
-        value = getattr(args, name)
-        return base[name] if value is None else value
+    pick = picker(args, DEFAULTS, QUICK)
 
     sparse = {"gossip_prob": args.gossip_prob, "gossip_period": args.gossip_period}
     settings = {

@@ -55,7 +55,7 @@ of docs/results.md (the suite's ``leaders-4``, ``leaders-8``), not here.
 """
 
 from ..errors import UsageError
-from .training import (TrainRunner, add_target_and_repeats, add_training_arguments, compare, metrics_folder,
+from .training import (picker, TrainRunner, add_target_and_repeats, add_training_arguments, compare, metrics_folder,
                        over, steps_per_epoch, train_config, training_settings)
 
 SUMMARY = "lsgd against easgd (sync as the reference) at the LSGD paper's defaults: time to accuracy, final accuracy"
@@ -87,11 +87,7 @@ def add_arguments(parser) -> None:
 
 def resolve_settings(args) -> dict:
     """The run's settings from the options (``--quick`` picks other defaults); UsageError if invalid."""
-    base = QUICK if args.quick else DEFAULTS
-
-    def pick(name):
-        value = getattr(args, name)
-        return base[name] if value is None else value
+    pick = picker(args, DEFAULTS, QUICK)
 
     settings = {
         "algorithms": list(ALGORITHMS),

@@ -41,7 +41,7 @@ import warnings
 
 from ..errors import UsageError
 from .report import progress
-from .training import add_partition_argument, partition_of
+from .training import picker, add_partition_argument, partition_of
 from .timing import together
 
 SUMMARY = "DP-SGD, NSGD, Auto-S and DP-PSAC at several epsilons (accuracy, epsilon spent, verdicts); Opacus speed"
@@ -93,11 +93,7 @@ def _numbers(text: str, flag: str) -> list:
 
 
 def resolve_settings(args) -> dict:
-    base = QUICK if args.quick else DEFAULTS
-
-    def pick(name):
-        value = getattr(args, name)
-        return base[name] if value is None else value
+    pick = picker(args, DEFAULTS, QUICK)
 
     rules = [r.strip() for r in pick("rules").split(",") if r.strip()]
     unknown = [r for r in rules if r not in RULES]

@@ -44,7 +44,7 @@ import dataclasses
 
 from ..errors import UsageError
 from . import emulated
-from .training import (TrainRunner, add_target_and_repeats, add_training_arguments, compare, over,
+from .training import (picker, TrainRunner, add_target_and_repeats, add_training_arguments, compare, over,
                        train_config, training_settings, warm_up)
 
 SUMMARY = "divshare, adpsgd and swift with a straggler under a time budget: time to accuracy, delivery, staleness"
@@ -79,17 +79,13 @@ def add_arguments(parser) -> None:
 
 
 def resolve_settings(args) -> dict:
-    base = QUICK if args.quick else DEFAULTS
+    pick = picker(args, DEFAULTS, QUICK)
     on_cluster = bool(args.straggler or args.stragglers)  # the emulated cluster's slow links are the stragglers
     injected = {"slow_factor": 1.0 if on_cluster else 4.0, "slow_link_mbps": 0.0 if on_cluster else 5.0}
 
     def injected_or(name):
         value = getattr(args, name)
         return injected[name] if value is None else value
-
-    def pick(name):
-        value = getattr(args, name)
-        return base[name] if value is None else value
 
     settings = {
         "algorithms": list(ALGORITHMS),

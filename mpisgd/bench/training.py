@@ -69,6 +69,17 @@ def add_target_and_repeats(parser, defaults: dict, quick: dict, runs_of: str) ->
                         f"{defaults['repeats']}; --quick {quick['repeats']})")
 
 
+def picker(args, defaults: dict, quick: dict):
+    """``pick(name)``: the option ``name`` as given, else its default (``--quick``'s when quick)."""
+    base = quick if args.quick else defaults
+
+    def pick(name):
+        value = getattr(args, name)
+        return base[name] if value is None else value
+
+    return pick
+
+
 def training_settings(args) -> dict:
     """The settings every training benchmark shares, from :func:`add_training_arguments`' flags."""
     if args.batch_size < 1 or args.hidden < 1 or args.lr <= 0:
