@@ -157,3 +157,21 @@ def test_bad_target_rmse(fields, message):
 
     with pytest.raises(UsageError, match=re.escape(message)):
         TrainConfig(**fields).validate()
+
+
+@pytest.mark.parametrize("quick", [False, True])
+def test_every_suite_experiment_parses(quick, tmp_path):
+    """``make bench``'s experiments: each command line is valid for its benchmark (flags, values, cluster)."""
+    from mpisgd.bench.__main__ import BENCHMARKS, build_parser
+    from mpisgd.bench.launch import DEFAULT_RANKS
+    from mpisgd.bench.suite import EXPERIMENTS, command_of
+
+    parser = build_parser()
+    for name in EXPERIMENTS:
+        command = command_of(name, tmp_path, quick)
+        if command[2] != "mpisgd.bench":  # the cluster's own check
+            continue
+        args = parser.parse_args(command[3:])
+        if emulated.wanted(args):
+            emulated.spec_of(args, args.ranks or DEFAULT_RANKS)
+        BENCHMARKS[args.benchmark].resolve_settings(args)

@@ -16,9 +16,11 @@ from .launch import DEFAULT_RANKS, check_world, find_mpiexec, plan, relaunch
 BENCHMARKS = {name: importlib.import_module(f".{name}", __package__) for name in BENCHMARK_NAMES}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    group = common.add_argument_group("common options")
+def add_common_arguments(parser) -> None:
+    """The options every benchmark takes, added to each one's own parser (not shared through ``parents``:
+    argparse shares a parent's actions, so one benchmark's ``set_defaults(ranks=...)`` would change the
+    default of all)."""
+    group = parser.add_argument_group("common options")
     group.add_argument("--json", metavar="PATH", help="also write the JSON report to PATH (rank 0)")
     group.add_argument("--ranks", type=int, help=f"MPI ranks (default {DEFAULT_RANKS}, or the size of the "
                        "world the launcher started)")
@@ -29,14 +31,18 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads per rank (default 1)")
     group.add_argument("--quick", action="store_true", help="tiny sizes and few repetitions (smoke test)")
     group.add_argument("--seed", type=int, default=0, help="seed of the models and data (default 0)")
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m mpisgd.bench",
         description="Benchmarks of mpisgd against hand-written MPI code; see docs/benchmarks.md.",
     )
     subparsers = parser.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
     for name, module in BENCHMARKS.items():
-        sub = subparsers.add_parser(name, parents=[common], help=module.SUMMARY, description=module.__doc__,
+        sub = subparsers.add_parser(name, help=module.SUMMARY, description=module.__doc__,
                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+        add_common_arguments(sub)
         module.add_arguments(sub)
     return parser
 

@@ -74,6 +74,10 @@ REGIMES = {
     "divshare-sweep-movielens-iid": SWEEP_REGIME.format(data="MovieLens ratings split IID"),
     "divshare-sweep-movielens-dirichlet": SWEEP_REGIME.format(
         data="MovieLens ratings split by Dirichlet(0.1) over the rating values"),
+    "divshare-sweep-digits-dirichlet-60": SWEEP_REGIME.replace("16 emulated hosts", "60 emulated hosts (30 ranks per "
+                                                               "core)").replace("the last 2 hosts (0.12 of 16)", "the "
+                                                               "last 7 hosts (0.12 of 60)").replace("J in {{3, 6, 9, 12}} and Ω in {{1, 2, 10}}", "J in {{3, 12}} and Ω = 2").format(
+        data="digits split by Dirichlet(0.1) over the classes (24 training images per host)"),
 }
 
 
@@ -275,6 +279,8 @@ TITLES = {
     "divshare-sweep-digits-dirichlet": "10b. The same on digits, non-IID (Dirichlet 0.1)",
     "divshare-sweep-movielens-iid": "10c. The same on MovieLens (matrix factorization, test RMSE), IID",
     "divshare-sweep-movielens-dirichlet": "10d. The same on MovieLens, non-IID (Dirichlet 0.1 over the rating values)",
+    "divshare-sweep-digits-dirichlet-60": "10e. The paper's scale where it fits: 60 hosts, 7 of them slow, digits, "
+                                          "non-IID (Dirichlet 0.1)",
 }
 
 

@@ -98,6 +98,10 @@ EXPERIMENTS = {
     # IID and Dirichlet 0.1, digits and MovieLens; AD-PSGD and Swift side by side (docs/results.md section 10)
     **{f"divshare-sweep-{data}-{split}": ([*SWEEP, *DATA[data], "--partition", partition], SWEEP_FULL[data])
        for data in DATA for split, partition in (("iid", "iid"), ("dirichlet", "dirichlet:0.1"))},
+    # the DivShare paper's own scale where it fits: 60 hosts, 7 (0.12) slow, two J, one Omega
+    "divshare-sweep-digits-dirichlet-60": ([*SWEEP[:4], "60", *SWEEP[5:9], "--peers", "3,12", "--fragments", "2",
+                                            *DATA["digits"], "--partition", "dirichlet:0.1"],
+                                           ["--time-budget", "30", "--repeats", "1", "--target-accuracy", "0.8"]),
 }
 
 
