@@ -184,6 +184,19 @@ def test_stragglers_smoke(tmp_path):
         assert entry["epochs"] < config["epochs"]  # the time budget, not the epochs, ended the runs
         spread = entry["step_s_ranks"]  # every rank's wall time per step
         assert 0 < spread["min"] <= spread["median"] <= spread["max"], spread
+    # the results page's sweep section, from this real report: one row per variant, a verdict per DivShare cell
+    from mpisgd.bench.results import write_results
+
+    suite, doc = tmp_path / "suite", tmp_path / "docs" / "results.md"
+    suite.mkdir()
+    (suite / "divshare-sweep-digits-iid.json").write_text(path.read_text())
+    write_results(suite, doc, {"divshare-sweep-digits-iid": {"command": "python -m mpisgd.bench stragglers",
+                                                             "status": 0, "seconds": 1}})
+    page = doc.read_text()
+    assert "## 10a. DivShare's J and Ω sweep" in page and "Regime: here: 16 emulated hosts" in page
+    rows = [line for line in page.splitlines() if line.startswith("| divshare-J1-O")]
+    assert len(rows) == 2 and all("sooner" in row or "reached" in row for row in rows), rows
+    assert "- Verdict: DivShare reached the target sooner than AD-PSGD in" in page and "of 2 (J, Ω) cells" in page
 
 
 def test_failures_smoke(tmp_path):
