@@ -40,7 +40,8 @@ test: install
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q --durations=30 tests
 
 # The benchmarks against hand-written code (about 1 minute), then the paper-reproduction
-# suite on the emulated cluster (root; up to an hour), which rewrites docs/results.md.
+# suite on the emulated cluster (root; about two hours), which rewrites docs/results.md; one part of it:
+# `python -m mpisgd.bench.suite --only NAME[,NAME...]` (its sections; the others are kept).
 bench: install
 	OMP_NUM_THREADS=1 $(PY) -m mpisgd.bench allreduce --json runs/bench-allreduce.json
 	OMP_NUM_THREADS=1 $(PY) -m mpisgd.bench sync --json runs/bench-sync.json

@@ -24,7 +24,7 @@ for step in range(20):
     messenger.progress()
 deadline = time.time() + 30
 newest = {}
-while time.time() < deadline and (p == 1 or newest.get((left, tags.MODEL)) is None
+while time.time() < deadline and p > 1 and (newest.get((left, tags.MODEL)) is None
                                   or newest[(left, tags.MODEL)].header[0] != 19):
     messenger.progress()
     newest.update(Messenger.newest(messenger.receive(tag=tags.MODEL)))
