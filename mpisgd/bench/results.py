@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 
 from .results_divshare import step_spread, sweep_section
+from .results_format import fmt as _fmt
+from .results_format import table as _table
 from .results_sections import leaders_section
 
 # experiment -> [(claim, ratio, goal, "at least" | "above" | "at most")]
@@ -90,12 +92,6 @@ def _load(out: Path, name: str, doc: Path):
     return None
 
 
-def _fmt(value, scale=1.0, digits=3, unit="", missing="not reached"):
-    if value is None:
-        return missing
-    return f"{value * scale:.{digits}g}{unit}"
-
-
 def _emulation_line(report: dict) -> str:
     emulation = report.get("emulation")
     if not emulation:
@@ -125,11 +121,6 @@ def _verdict(claim: str, key: str, goal: float, direction: str, report: dict) ->
     else:
         verdict = f"**not met**: `{key}` = {value:.2f} (goal: {direction} {goal:g})"
     return f"- Goal: {claim}. {verdict}."
-
-
-def _table(header: list, rows: list) -> list:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-            *("| " + " | ".join(str(cell) for cell in row) + " |" for row in rows)]
 
 
 def _check_section(report) -> list:
@@ -310,7 +301,7 @@ def write_results(out: Path, doc: Path, log: dict) -> None:
         elif name == "privacy":
             lines += _privacy_section(report)
         elif name.startswith("divshare-sweep"):
-            lines += [_emulation_line(report), "", *sweep_section(report, _table)]
+            lines += [_emulation_line(report), "", *sweep_section(report)]
         elif name == "asyvrsc":
             lines += _asyvrsc_section(report)
             lines += ["", *(_verdict(*claim, report) for claim in CLAIMS.get(name, []))]

@@ -10,8 +10,8 @@ DivShare reached the target within the time budget.
 """
 
 
-def _fmt(value, scale=1.0, digits=3, unit="", missing="not reached"):
-    return missing if value is None else f"{value * scale:.{digits}g}{unit}"
+from .results_format import fmt as _fmt
+from .results_format import table
 
 
 def _final(entry: dict) -> str:
@@ -41,8 +41,8 @@ def verdict(divshare, adpsgd) -> str:
     return f"DivShare sooner ({ratio:.2f}x)" if ratio > 1 else f"**AD-PSGD sooner** ({ratio:.2f}x)"
 
 
-def sweep_section(report: dict, table) -> list:
-    """The lines of one sweep experiment's section; ``table(header, rows)`` draws a markdown table."""
+def sweep_section(report: dict) -> list:
+    """The lines of one sweep experiment's section."""
     config, results, ratios = report["config"], report["results"], report["ratios"]
     target = (f"test RMSE {config['target_rmse']:g}" if config.get("target_rmse") is not None
               else f"test accuracy {config.get('target_accuracy')}")

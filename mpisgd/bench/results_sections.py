@@ -7,13 +7,16 @@ accuracy, bytes and blocked time, then the ratios.
 """
 
 
+from .results_divshare import step_spread
+from .results_format import fmt as _fmt
+from .results_format import table as _table
+
+
 def _options(options: dict) -> str:
     return ", ".join(f"{key} {value}" for key, value in options.items()) or "-"
 
 
 def leaders_section(report: dict) -> list:
-    from .results import _fmt, _table  # imported here: .results imports this module
-    from .results_divshare import step_spread
 
     config, results = report["config"], report["results"]
     lines = [f"Target accuracy {config.get('target_accuracy')}, {config.get('ranks')} ranks, model "
