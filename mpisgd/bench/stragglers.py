@@ -1,14 +1,17 @@
-"""DivShare, AD-PSGD and Swift with one straggler, under one time budget, in the real training loop.
+"""DivShare, AD-PSGD and Swift with stragglers, under one time budget, in the real training loop.
 
 Every run is ``mpisgd.train.run(TrainConfig(...), comm=MPI.COMM_WORLD)``
 with the same model, data, seed, batch size, learning rate and ranks, each
 algorithm with its defaults (full topology for divshare and swift; the
-bipartite one AD-PSGD needs; DivShare's ``--fragments``, default 2: the
-artifact's chunk_fraction 0.5, fragmentation on; H = 1 local step between
+bipartite one AD-PSGD needs; DivShare's ``--fragments`` Omega, default 2: the
+artifact's chunk_fraction 0.5, fragmentation on, and ``--peers`` J, default
+3; lists of either sweep them, one DivShare variant ``divshare-J<J>-O<Omega>``
+per pair; H = 1 local step between
 sharing rounds: the artifact's example H = 128 at batch 8 on CIFAR-10 would
 be 12 epochs of digits per round), and the same straggler settings:
 
-``--slow-ranks 3``        the straggler ranks (default: the last rank);
+``--slow-ranks 3``        the straggler ranks (default: the emulated cluster's
+                          straggler hosts, else the last rank);
 ``--slow-factor 4``       their local steps take this many times longer;
 ``--slow-link-mbps 5``    their uplink: a ``mpisgd.comm.Throttle`` plugged
                           into the algorithm's messenger on those ranks
@@ -19,25 +22,28 @@ be 12 epochs of digits per round), and the same straggler settings:
                           when the budget is spent (``--epochs`` is large so
                           that the budget, not the epochs, ends a run).
 
-The three algorithms train ``--repeats`` times each, interleaved in
+The variants train ``--repeats`` times each, interleaved in
 alternating order (divshare adpsgd swift, swift adpsgd divshare, ...)
 after one untimed 1-epoch ``sync`` run that loads the data, and
 the report keeps the medians: ``time_to_accuracy_s`` (the loop's wall time
 to the first evaluation of rank 0's own model at or above
-``--target-accuracy``; ``null`` when not reached), ``final_accuracy`` (the
+``--target-accuracy``, or at or below ``--target-rmse`` for ratings;
+``null`` when not reached), ``final_accuracy`` (the
 averaged model after ``finish()``), ``bytes_sent`` per rank (mean over
 ranks), ``delivery`` (mean over ranks of the fraction of the messages
 queued for a rank that arrived) and ``staleness_s`` (mean age of the
-models or fragments averaged). Ratios ``tta_adpsgd_over_divshare`` and
-``tta_swift_over_divshare`` (above 1: DivShare reaches the target sooner;
-``null`` when a target was not reached).
+models or fragments averaged), and each rank's wall time per step. Ratios
+``tta_adpsgd_over_<variant>`` and ``tta_swift_over_<variant>`` for each
+DivShare variant (above 1: DivShare reaches the target sooner; ``null``
+when a target was not reached).
 
 The DivShare paper reports up to 3.9x lower time to accuracy than AD-PSGD
 with stragglers on 60 nodes and real links. On one machine the delays are
 injected; with ``--network 1gbit,1ms --straggler 3:100mbit,5ms`` (as root)
 every rank runs on its own emulated host (:mod:`.emulated`), host 3's link
-is the slow one, and the injected delays default to none (``--slow-factor
-1``, ``--slow-link-mbps 0``; give them to add them).
+is the slow one (``--stragglers 0.12:20mbit,5ms``: the last 0.12 of the
+hosts), and the injected delays default to none (``--slow-factor 1``,
+``--slow-link-mbps 0``; give them to add them).
 """
 
 import dataclasses
